@@ -1,0 +1,1 @@
+"""Output adapters: each turns the model into files (and, for email, messages)."""

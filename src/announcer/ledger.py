@@ -1,0 +1,232 @@
+"""The revision ledger: what subscribers have been shown, and when it changed.
+
+Calendar clients only accept an update when SEQUENCE rises, and feed readers
+only show "updated" when the date moves; both must stay put when nothing that
+matters changed, or every rebuild would be a flood of false updates. The ledger
+is a small JSON file, committed beside ``series/``, that records per event a
+snapshot of what matters to attendees (title, time, place, status), the
+SEQUENCE that follows from it, and when it was first seen and last changed.
+Email records what it announced in the same entries, so an update can be sent
+exactly when something changed after an announcement went out.
+
+Entries are keyed by ``<series>/<event-id>`` and, for each occurrence of a
+recurring event, ``<series>/<event-id>/<date>``; they are never dropped, so an
+event that comes back continues its SEQUENCE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from announcer.errors import ConfigError
+from announcer.model import Event, Repeat, Site
+from announcer.recurrence import expand
+
+FORMAT = 1
+MATERIAL = ("title", "start", "end", "timezone", "location", "online_url", "status", "repeat")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An email of one kind that went out for one revision of an event."""
+
+    sequence: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Revision:
+    sequence: int
+    first_seen: datetime
+    modified: datetime
+    state: Mapping[str, str]
+    announced: Mapping[str, Sent] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry that build moved: ``before`` is None for a new event."""
+
+    key: str
+    before: Mapping[str, str] | None
+    after: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Ledger:
+    entries: Mapping[str, Revision] = field(default_factory=dict)
+
+    def get(self, key: str) -> Revision | None:
+        return self.entries.get(key)
+
+    def revision(self, event: Event) -> Revision:
+        """The revision of an event the ledger has recorded (``advance`` ran first)."""
+        return self.entries[event.key]
+
+
+def state_of(event: Event) -> dict[str, str]:
+    """What attendees act on; a change here raises SEQUENCE and moves LAST-MODIFIED."""
+    state = {
+        "title": event.title,
+        "start": event.start.isoformat(),
+        "end": event.end.isoformat(),
+        "timezone": event.timezone,
+        "location": event.location,
+        "online_url": event.online_url,
+        "status": event.status,
+    }
+    if event.repeat is not None:
+        state["repeat"] = _describe(event.repeat)
+    return state
+
+
+def _describe(rule: Repeat) -> str:
+    parts = [
+        f"every={rule.every}",
+        f"interval={rule.interval}",
+        "on=" + ",".join(map(str, rule.weekdays)),
+        f"until={rule.until or ''}",
+        f"count={rule.count or ''}",
+        "except=" + ",".join(d.isoformat() for d in rule.skip),
+    ]
+    return ";".join(parts)
+
+
+def records(site: Site) -> Iterable[Event]:
+    """Everything with a ledger entry: each event, and each occurrence of a recurring one."""
+    for event in site.events():
+        yield event
+        if event.repeat is not None:
+            yield from expand(event)
+
+
+def advance(ledger: Ledger, events: Iterable[Event], now: datetime) -> tuple[Ledger, list[Change]]:
+    """The ledger after seeing ``events`` at ``now``; unchanged events keep their entry as is."""
+    entries = dict(ledger.entries)
+    changes = []
+    for event in events:
+        state, old = state_of(event), entries.get(event.key)
+        if old is not None and old.state == state:
+            continue
+        if old is None:
+            entries[event.key] = Revision(0, now, now, state)
+        else:
+            entries[event.key] = replace(old, sequence=old.sequence + 1, modified=now, state=state)
+        changes.append(Change(event.key, old.state if old else None, state))
+    return Ledger(entries), changes
+
+
+def record_sent(ledger: Ledger, key: str, kind: str, sequence: int, at: datetime) -> Ledger:
+    """The ledger after an email of ``kind`` went out for revision ``sequence``."""
+    entry = ledger.entries[key]
+    announced = {**entry.announced, kind: Sent(sequence, at)}
+    return Ledger({**ledger.entries, key: replace(entry, announced=announced)})
+
+
+def load(path: Path) -> Ledger:
+    """The ledger at ``path``; a missing file is an empty ledger (a new project)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Ledger()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{path}: the ledger cannot be read ({exc}); restore it from git"
+        ) from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ConfigError(f"{path}: not a ledger of format {FORMAT}; restore it from git")
+    try:
+        return Ledger({key: _revision(value) for key, value in raw["events"].items()})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{path}: a ledger entry is damaged ({exc}); restore it from git"
+        ) from None
+
+
+def _revision(raw: dict[str, Any]) -> Revision:
+    announced = {
+        kind: Sent(int(s["sequence"]), _time(s["at"]))
+        for kind, s in raw.get("announced", {}).items()
+    }
+    return Revision(
+        int(raw["sequence"]),
+        _time(raw["first_seen"]),
+        _time(raw["modified"]),
+        dict(raw["state"]),
+        announced,
+    )
+
+
+def _time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text} has no timezone")
+    return moment.astimezone(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dumps(ledger: Ledger) -> str:
+    """Stable JSON: sorted keys, one field per line, so git diffs read well."""
+    events = {}
+    for key in sorted(ledger.entries):
+        entry = ledger.entries[key]
+        events[key] = {
+            "sequence": entry.sequence,
+            "first_seen": _stamp(entry.first_seen),
+            "modified": _stamp(entry.modified),
+            "state": dict(entry.state),
+            **(
+                {
+                    "announced": {
+                        k: {"sequence": s.sequence, "at": _stamp(s.at)}
+                        for k, s in sorted(entry.announced.items())
+                    }
+                }
+                if entry.announced
+                else {}
+            ),
+        }
+    return (
+        json.dumps(
+            {"format": FORMAT, "events": events}, indent=1, sort_keys=True, ensure_ascii=False
+        )
+        + "\n"
+    )
+
+
+def save(ledger: Ledger, path: Path) -> bool:
+    """Write atomically; returns False (and touches nothing) when the bytes are the same."""
+    text = dumps(ledger)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def utc_now() -> datetime:
+    """The clock for new entries: SOURCE_DATE_EPOCH when set, for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    return now.replace(microsecond=0)

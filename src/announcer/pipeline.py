@@ -1,0 +1,77 @@
+"""The library API the CLI and the tests call: load, check, build.
+
+    load_site  ->  advance the ledger  ->  adapters render  ->  publish + save ledger
+
+Files stream from the adapters into a staging folder that replaces the output
+only once every adapter has rendered every file, so an error anywhere leaves the
+previous output and ledger as they were. The ledger is saved after the output
+is in place: were the process killed in between, the ledger lags one build
+behind and the next build records the same change again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from announcer import ledger as ledgers
+from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile, select
+from announcer.delivery.files import WriteReport, publish
+from announcer.errors import ConfigError
+from announcer.load import load_site
+from announcer.model import Site
+
+
+@dataclass
+class BuildResult:
+    site: Site
+    output: Path
+    report: WriteReport
+    changes: list[ledgers.Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    ledger_saved: bool = False
+
+
+def check(project: Path) -> Site:
+    """Validate the project; raises ValidationFailed listing every problem."""
+    return load_site(project)
+
+
+def output_dir(project: Path, site: Site, out: Path | None = None) -> Path:
+    """Where the build goes; refuses folders whose replacement would destroy the project."""
+    target = (out if out is not None else project / site.output).resolve()
+    root = project.resolve()
+    if target == root or root.is_relative_to(target) or target == root / "series":
+        raise ConfigError(
+            f"refusing to build into {target}: it holds the project itself "
+            "(set 'output' in announcer.yaml to a folder of its own, like 'public')"
+        )
+    return target
+
+
+def build(
+    project: Path,
+    out: Path | None = None,
+    *,
+    now: datetime | None = None,
+    adapters: list[OutputAdapter] | None = None,
+) -> BuildResult:
+    """Build the output tree and update the ledger; see the module docstring."""
+    site = load_site(project)
+    target = output_dir(project, site, out)
+    clock = now or ledgers.utc_now()
+    ledger_path = project / site.ledger
+    ledger, changes = ledgers.advance(ledgers.load(ledger_path), ledgers.records(site), clock)
+    context = BuildContext(site=site, ledger=ledger, project=project, now=clock)
+    chosen = adapters if adapters is not None else select(site.outputs)
+    report = publish(render(context, chosen), target)
+    saved = ledgers.save(ledger, ledger_path)
+    return BuildResult(site, target, report, changes, context.warnings, saved)
+
+
+def render(context: BuildContext, adapters: list[OutputAdapter]) -> Iterator[OutputFile]:
+    """Every file of every adapter, one at a time."""
+    for adapter in adapters:
+        yield from adapter.files(context)

@@ -1,0 +1,69 @@
+"""Where things live in the output tree: the URLs subscribers bookmark.
+
+These paths are part of the published contract; every adapter asks here rather
+than building paths of its own, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin
+
+from announcer.model import Event, Series, Site
+
+
+def event_dir(event: Event) -> str:
+    """``<series>/<event-id>/``, and ``<series>/<event-id>/<date>/`` for an occurrence."""
+    return f"{event.series}/{event.id}/"
+
+
+def event_page(event: Event) -> str:
+    return event_dir(event) + "index.html"
+
+
+def event_ics(event: Event) -> str:
+    """The "add to calendar" file: an occurrence shares its recurring event's file."""
+    return f"{event.series}/{event.id.split('/')[0]}/event.ics"
+
+
+def series_dir(series: Series | str) -> str:
+    return f"{series if isinstance(series, str) else series.slug}/"
+
+
+def series_calendar(series: Series | str) -> str:
+    return series_dir(series) + "calendar.ics"
+
+
+def series_feed(series: Series | str, kind: str = "atom") -> str:
+    return series_dir(series) + f"feed.{kind}"
+
+
+def tag_dir(tag: str) -> str:
+    return f"tags/{tag}/"
+
+
+def tag_calendar(tag: str) -> str:
+    return tag_dir(tag) + "calendar.ics"
+
+
+def tag_feed(tag: str, kind: str = "atom") -> str:
+    return tag_dir(tag) + f"feed.{kind}"
+
+
+SITE_CALENDAR = "calendar.ics"
+SITE_INDEX = "index.html"
+
+
+def site_feed(kind: str = "atom") -> str:
+    return f"feed.{kind}"
+
+
+def absolute(site: Site, path: str) -> str:
+    """The public URL of an output path; ``index.html`` is dropped so links stay pretty."""
+    if path == "index.html" or path.endswith("/index.html"):
+        path = path[: -len("index.html")]
+    return urljoin(site.base_url, path)
+
+
+def webcal(url: str) -> str:
+    """The same URL for calendar apps that subscribe on a click."""
+    return "webcal://" + url.split("://", 1)[1]
