@@ -1,0 +1,91 @@
+"""Jinja2 environments for pages and email, and how times read in each language.
+
+Templates ship in the package; ``templates/`` at the project root overrides
+them file by file for the whole site, and ``series/<slug>/templates/`` for one
+series. Autoescaping is on for HTML and XML, so event text can never become
+markup; user text is only ever passed to templates as data, never compiled as
+a template, so ``{{ 7*7 }}`` in a title prints as written.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from babel.dates import format_date, format_interval, format_time, get_timezone_name
+
+from announcer import markup
+from announcer.i18n import labels
+from announcer.model import Event
+
+PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def environment(project: Path, series: str | None = None) -> jinja2.Environment:
+    """The environment for one series (its overrides first), or for the site."""
+    return _environment(project.resolve(), series)
+
+
+@lru_cache(maxsize=256)
+def _environment(project: Path, series: str | None) -> jinja2.Environment:
+    folders = [project / "templates", PACKAGE_TEMPLATES]
+    if series is not None:
+        folders.insert(0, project / "series" / series / "templates")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(f) for f in folders if f.is_dir()]),
+        autoescape=jinja2.select_autoescape(["html", "htm", "xml", "j2"], default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["markdown"] = lambda text: markup_safe(markup.to_html(text or ""))
+    env.filters["plaintext"] = lambda text: markup.to_text(text or "")
+    env.globals["when"] = when
+    env.globals["labels"] = labels
+    return env
+
+
+def markup_safe(html: str) -> jinja2.utils.Markup:
+    """Sanitised HTML from :mod:`announcer.markup`, marked safe for autoescaping."""
+    return jinja2.utils.Markup(html)
+
+
+def locale_of(language: str) -> str:
+    return language.replace("-", "_")
+
+
+def when(event: Event, language: str) -> str:
+    """The date and time as a person says it, in the event's own timezone.
+
+    ``Friday, November 30, 2018, 12:00 – 13:00 EST`` or, in French,
+    ``vendredi 30 novembre 2018, 12 h 00 – 13 h 00 HNE``.
+    """
+    loc = locale_of(language)
+    if not isinstance(event.start, datetime) or not isinstance(event.end, datetime):
+        return _days(event.start, event.end, loc)
+    start, end = event.start, event.end
+    zone = _zone_name(start, loc)
+    if start.date() == end.date():
+        hours = format_interval(
+            start.replace(tzinfo=None), end.replace(tzinfo=None), "Hm", locale=loc
+        )
+        return f"{format_date(start, 'full', locale=loc)}, {hours} {zone}"
+    return (
+        f"{format_date(start, 'full', locale=loc)} {format_time(start, 'short', locale=loc)} – "
+        f"{format_date(end, 'full', locale=loc)} {format_time(end, 'short', locale=loc)} {zone}"
+    )
+
+
+def _zone_name(moment: datetime, loc: str) -> str:
+    """Babel's short name (EST, HNE), or the tz database's where Babel has only an offset."""
+    name = str(get_timezone_name(moment, "short", locale=loc))
+    return moment.tzname() or name if name[:1] in "+-" or name.startswith(("GMT", "UTC")) else name
+
+
+def _days(first: date, last: date, loc: str) -> str:
+    if first == last:
+        return format_date(first, "full", locale=loc)
+    return f"{format_date(first, 'full', locale=loc)} – {format_date(last, 'full', locale=loc)}"
