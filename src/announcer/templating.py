@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jinja2
 from babel.dates import format_date, format_interval, format_time, get_timezone_name
+from markupsafe import Markup
 
 from announcer import markup
 from announcer.i18n import labels
@@ -48,9 +49,9 @@ def _environment(project: Path, series: str | None) -> jinja2.Environment:
     return env
 
 
-def markup_safe(html: str) -> jinja2.utils.Markup:
+def markup_safe(html: str) -> Markup:
     """Sanitised HTML from :mod:`announcer.markup`, marked safe for autoescaping."""
-    return jinja2.utils.Markup(html)
+    return Markup(html)
 
 
 def locale_of(language: str) -> str:
