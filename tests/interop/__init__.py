@@ -1,0 +1,1 @@
+"""Calendar-client interop harness: see clients.py."""
