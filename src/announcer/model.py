@@ -78,7 +78,7 @@ class Event:
     repeat: Repeat | None = None
     overrides: tuple[Event, ...] = ()
     recurrence_id: date | None = None
-    source: str = ""  # the file it came from, for messages; not published
+    source: str = ""  # "path:line" it came from, for messages; never published
 
     @property
     def key(self) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import yaml
+
 from announcer.errors import Diagnostic, ValidationFailed, display_path
 from announcer.load.events import SeriesDefaults, read_event
 from announcer.load.fields import Reader, check_slug
@@ -126,7 +128,19 @@ def _event(
         return None
     parsed = read_yaml(file, shown)
     problems.extend(parsed.problems)
-    return read_event(reader, parsed.root, file.stem, series) if parsed.root else None
+    if parsed.root is None:
+        return None
+    event = read_event(reader, parsed.root, file.stem, series)
+    return event and replace(event, source=f"{shown}:{_key_line(parsed.root, 'uid')}")
+
+
+def _key_line(root: yaml.Node, key: str) -> int:
+    """The line of ``key`` in a mapping, or 1: where to point at a site-wide clash."""
+    if isinstance(root, yaml.MappingNode):
+        for name, _ in root.value:
+            if name.value == key:
+                return int(name.start_mark.line) + 1
+    return 1
 
 
 def _check_unique_uids(series: list[Series], problems: list[Diagnostic]) -> None:
@@ -134,10 +148,11 @@ def _check_unique_uids(series: list[Series], problems: list[Diagnostic]) -> None
     for event in (e for s in series for e in s.events):
         first = seen.setdefault(event.uid.lower(), event)
         if first is not event:
+            path, line = event.source.rsplit(":", 1)
             problems.append(
                 Diagnostic(
-                    event.source,
-                    0,
+                    path,
+                    int(line),
                     0,
                     f"uid {event.uid!r} is already used by {first.source}",
                     "every event needs its own uid; remove or change 'uid:'",

@@ -37,19 +37,20 @@ def read_yaml(file: Path, shown: str) -> YamlFile:
     """Parse ``file``; every problem becomes a Diagnostic, never an exception."""
     try:
         data = _read_bytes(file)
+        if b"\x00" in data:
+            line = data[: data.index(b"\x00")].count(b"\n") + 1
+            return _fail(
+                shown,
+                line,
+                "contains a NUL byte",
+                "this looks like a binary file; event files are plain text",
+            )
         text = data.decode("utf-8-sig")
     except _Unreadable as exc:
         return YamlFile(shown, None, (Diagnostic(shown, 0, 0, exc.message, exc.hint),))
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         return _fail(shown, line, "is not UTF-8 text", "save the file as UTF-8")
-    if "\x00" in text:
-        return _fail(
-            shown,
-            text[: text.index("\x00")].count("\n") + 1,
-            "contains a NUL byte",
-            "this looks like a binary file; event files are plain text",
-        )
     if not text.strip():
         return _fail(shown, 1, "is empty", "a file here needs at least a few keys, see the docs")
     return _compose(text, shown)
