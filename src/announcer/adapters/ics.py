@@ -239,9 +239,21 @@ def _description(event: Event, site: Site, words: dict[str, str]) -> vText:
 
 
 def _when(moment: datetime | date, timezone: str) -> datetime | date:
-    if isinstance(moment, datetime) and timezone in UTC_NAMES:
+    """Local time with a TZID, except where local time cannot say which instant is meant.
+
+    A wall-clock time in the hour that repeats when clocks go back names two
+    instants; clients resolve it differently (ical.js takes the later one), so
+    such a time is written in UTC, which every client reads the same way.
+    """
+    if not isinstance(moment, datetime):
+        return moment
+    if timezone in UTC_NAMES or _ambiguous(moment):
         return moment.astimezone(UTC)
     return moment
+
+
+def _ambiguous(moment: datetime) -> bool:
+    return moment.replace(fold=0).utcoffset() != moment.replace(fold=1).utcoffset()
 
 
 def _moment(event: Event, day: date) -> datetime | date:
