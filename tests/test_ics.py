@@ -164,7 +164,7 @@ def test_recurring_ical_events_agrees(built: dict[str, tuple[Site, Path]]) -> No
 
 
 def test_text_escaping_survives_the_round_trip(built: dict[str, tuple[Site, Path]]) -> None:
-    site, out = built["tricky"]
+    _site, out = built["tricky"]
     for client in CLIENTS.values():
         dump = client(out / "ete-montreal/spring-forward-day/event.ics")
         event = dump["events"][0]
@@ -179,7 +179,7 @@ def test_text_escaping_survives_the_round_trip(built: dict[str, tuple[Site, Path
 
 
 def test_calendar_properties_subscribers_use(built: dict[str, tuple[Site, Path]]) -> None:
-    site, out = built["example"]
+    _site, out = built["example"]
     cal = icalendar.Calendar.from_ical((out / "policy-seminars/calendar.ics").read_bytes())
     assert str(cal["X-WR-CALNAME"]) == "Public Policy Research Seminars"
     assert str(cal["X-WR-TIMEZONE"]) == "America/Toronto"
