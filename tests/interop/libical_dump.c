@@ -686,6 +686,7 @@ int main(int argc, char **argv)
     size_t size = 0;
     icalcomponent *root;
     time_t until;
+    int status;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--expand-until") == 0 && i + 1 < argc) {
@@ -765,8 +766,10 @@ int main(int argc, char **argv)
     }
     fputs("]}\n", stdout);
 
+    status = errors.len > 0 ? 1 : 0;
     free(events_text);
     free(data);
     strlist_free(&calendar_props);
-    return errors.len > 0 ? 1 : 0;
+    strlist_free(&errors);
+    return status;
 }
