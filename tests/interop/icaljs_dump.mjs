@@ -81,15 +81,14 @@ function firstText(component, name) {
   return value === null || value === undefined ? null : valueToString(value);
 }
 
-function calendarProperties(vcalendar) {
-  const props = {};
+// The first of a repeated property wins, also across several VCALENDARs.
+function addCalendarProperties(vcalendar, props) {
   for (const prop of vcalendar.getAllProperties()) {
     const name = prop.name.toUpperCase();
     if (!(name in props)) {
       props[name] = prop.getValues().map(valueToString).join(',');
     }
   }
-  return props;
 }
 
 // ical.js silently turns an unknown TZID into floating time; a user would see
@@ -160,7 +159,7 @@ function dumpEvent(vevent, overrides, until) {
 }
 
 function dumpCalendar(vcalendar, until, result) {
-  Object.assign(result.calendar, calendarProperties(vcalendar));
+  addCalendarProperties(vcalendar, result.calendar);
   const knownTzids = new Set();
   for (const vtimezone of vcalendar.getAllSubcomponents('vtimezone')) {
     try {
