@@ -1,0 +1,129 @@
+"""The ledger: SEQUENCE and LAST-MODIFIED move when attendees must act, and only then."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import icalendar
+import pytest
+
+from announcer import ledger, pipeline
+from announcer.errors import ConfigError
+from tests.conftest import NOW
+
+TALK = "series/policy-seminars/events/2018-11-30-nonprofit-coproduction.yaml"
+TALK_ICS = "policy-seminars/2018-11-30-nonprofit-coproduction/event.ics"
+
+
+def vevent(out: Path) -> icalendar.Event:
+    cal = icalendar.Calendar.from_ical((out / TALK_ICS).read_bytes())
+    return next(iter(cal.walk("VEVENT")))
+
+
+def edit(root: Path, old: str, new: str) -> None:
+    path = root / TALK
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_new_room_raises_sequence_and_moves_last_modified(
+    example_project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    pipeline.build(example_project, out, now=NOW)
+    before = vevent(out)
+    edit(example_project, "location: 5136 Student Resource Centre", "location: 2200 Richcraft Hall")
+    later = NOW + timedelta(days=3)
+    result = pipeline.build(example_project, out, now=later)
+    after = vevent(out)
+    assert [c.key for c in result.changes] == ["policy-seminars/2018-11-30-nonprofit-coproduction"]
+    assert after["SEQUENCE"] == before["SEQUENCE"] + 1
+    assert after["LAST-MODIFIED"].dt == later
+    assert after["DTSTAMP"].dt == later
+    assert after["CREATED"].dt == before["CREATED"].dt
+    assert {TALK_ICS, "calendar.ics", "policy-seminars/calendar.ics"} <= set(result.report.written)
+    assert "policy-seminars/2019-01-25-open-data-cities/event.ics" in result.report.unchanged
+
+
+def test_rebuild_without_change_is_byte_identical(example_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    pipeline.build(example_project, out, now=NOW)
+    snapshot = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    ledger_bytes = (example_project / "ledger.json").read_bytes()
+    result = pipeline.build(example_project, out, now=NOW + timedelta(hours=5))
+    assert not result.changes and not result.report.changed and not result.ledger_saved
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == snapshot
+    assert (example_project / "ledger.json").read_bytes() == ledger_bytes
+
+
+def test_change_that_does_not_matter_to_attendees_keeps_sequence(
+    example_project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    pipeline.build(example_project, out, now=NOW)
+    before = vevent(out)
+    edit(example_project, "coffee is provided", "tea and coffee are provided")
+    result = pipeline.build(example_project, out, now=NOW + timedelta(days=1))
+    assert result.changes == []
+    after = vevent(out)
+    assert (after["SEQUENCE"], after["DTSTAMP"].dt) == (before["SEQUENCE"], before["DTSTAMP"].dt)
+    assert "tea and coffee" in str(after["DESCRIPTION"])
+
+
+def test_cancelled_event_stays_with_status_cancelled(example_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    pipeline.build(example_project, out, now=NOW)
+    edit(example_project, "status: confirmed", "status: cancelled")
+    pipeline.build(example_project, out, now=NOW + timedelta(days=1))
+    after = vevent(out)
+    assert str(after["STATUS"]) == "CANCELLED"
+    assert after["SEQUENCE"] == 1
+    series = icalendar.Calendar.from_ical((out / "policy-seminars/calendar.ics").read_bytes())
+    assert str(after["UID"]) in {str(e["UID"]) for e in series.walk("VEVENT")}
+
+
+def test_removed_event_keeps_its_entry_so_sequence_continues(
+    example_project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    pipeline.build(example_project, out, now=NOW)
+    text = (example_project / TALK).read_text(encoding="utf-8")
+    (example_project / TALK).unlink()
+    pipeline.build(example_project, out, now=NOW + timedelta(days=1))
+    assert not (out / TALK_ICS).exists()
+    (example_project / TALK).write_text(text.replace("12:00", "12:30", 1), encoding="utf-8")
+    pipeline.build(example_project, out, now=NOW + timedelta(days=2))
+    assert vevent(out)["SEQUENCE"] == 1
+
+
+def test_ledger_file_is_stable_sorted_json(example_project: Path, tmp_path: Path) -> None:
+    (example_project / "ledger.json").unlink()
+    pipeline.build(example_project, tmp_path / "out", now=NOW)
+    raw = (example_project / "ledger.json").read_text(encoding="utf-8")
+    data = json.loads(raw)
+    assert data["format"] == 1
+    assert list(data["events"]) == sorted(data["events"])
+    entry = data["events"]["policy-seminars/2019-02-15-housing-first"]
+    assert entry["sequence"] == 0 and entry["state"]["status"] == "cancelled"
+    assert entry["first_seen"] == "2026-11-28T12:00:00Z"
+    assert ledger.dumps(ledger.load(example_project / "ledger.json")) == raw
+
+
+def test_recorded_announcements_round_trip(example_project: Path, tmp_path: Path) -> None:
+    pipeline.build(example_project, tmp_path / "out", now=NOW)
+    path = example_project / "ledger.json"
+    book = ledger.load(path)
+    key = "policy-seminars/2018-11-30-nonprofit-coproduction"
+    book = ledger.record_sent(book, key, "announcement", 0, NOW)
+    ledger.save(book, path)
+    assert ledger.load(path).entries[key].announced["announcement"] == ledger.Sent(0, NOW)
+
+
+def test_damaged_ledger_is_a_clear_error(example_project: Path, tmp_path: Path) -> None:
+    (example_project / "ledger.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="ledger cannot be read.*restore it from git"):
+        pipeline.build(example_project, tmp_path / "out", now=NOW)
+    assert not (tmp_path / "out").exists()
