@@ -124,6 +124,6 @@ def test_recorded_announcements_round_trip(example_project: Path, tmp_path: Path
 
 def test_damaged_ledger_is_a_clear_error(example_project: Path, tmp_path: Path) -> None:
     (example_project / "ledger.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(ConfigError, match="ledger cannot be read.*restore it from git"):
+    with pytest.raises(ConfigError, match=r"ledger cannot be read.*restore it from git"):
         pipeline.build(example_project, tmp_path / "out", now=NOW)
     assert not (tmp_path / "out").exists()
