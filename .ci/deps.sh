@@ -17,6 +17,8 @@ apt_wanted=(
     "libical-dev  file:/usr/include/libical/ical.h"
     "nodejs       cmd:node"
     "npm          cmd:npm"
+    "chromium     cmd:chromium"
+    "fonts-dejavu-core file:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 )
 
 present() {
