@@ -152,6 +152,11 @@ CASES = {
         tree("title: T\nstart: 2027-01-15 12:00\nrepeat: {every: week, on: [mon], count: 2}\n"),
         "series/s/events/talk.yaml:3: 'start' (2027-01-15) is a fri, not in 'on'",
     ),
+    "occurrence in a spring-forward gap": (
+        tree("title: T\nstart: 2027-03-07 02:30\nrepeat: {every: week, count: 3}\n"),
+        "series/s/events/talk.yaml:3: the occurrence on 2027-03-14: 2027-03-14 02:30 does not exist in "
+        "America/Toronto (clocks spring forward that night) (add that date to 'except', or choose another time)",
+    ),
     "remote plain smtp": (
         tree(
             "title: T\nstart: 2027-01-15\n",

@@ -5,13 +5,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import yaml
 
 from announcer.load.fields import Fields, Reader, check_slug, kind_of
 from announcer.model import FREQUENCIES, STATUSES, Event, Repeat, Speaker
 from announcer.recurrence import MAX_OCCURRENCES, occurrence, rule_dates
-from announcer.times import TimeError, Written, parse_duration, parse_written, resolve, zone
+from announcer.times import (
+    TimeError,
+    Written,
+    parse_duration,
+    parse_written,
+    resolve,
+    wall_clock,
+    zone,
+)
 
 EVENT_KEYS = (
     "title",
@@ -278,11 +287,11 @@ def _repeat(parent: Fields, base: Event) -> Repeat | None:
         count=count,
         skip=skip,
     )
-    return _bounded(fields, rule, first)
+    return _bounded(fields, rule, base)
 
 
-def _bounded(fields: Fields, rule: Repeat, first: date) -> Repeat | None:
-    dates = set(rule_dates(first, rule))
+def _bounded(fields: Fields, rule: Repeat, base: Event) -> Repeat | None:
+    dates = set(rule_dates(_first_day(base), rule))
     if len(dates) >= MAX_OCCURRENCES:
         fields.error(
             None,
@@ -297,7 +306,24 @@ def _bounded(fields: Fields, rule: Repeat, first: date) -> Repeat | None:
                 f"'except' date {day} is not an occurrence of this event",
                 "list only dates the rule produces",
             )
+    if isinstance(base.start, datetime):
+        _check_wall_clocks(fields, sorted(dates - set(rule.skip)), base.start)
     return rule
+
+
+def _check_wall_clocks(fields: Fields, days: list[date], start: datetime) -> None:
+    """Occurrences keep the first one's clock time, which a DST change may skip or repeat."""
+    tz = start.tzinfo
+    assert isinstance(tz, ZoneInfo)
+    for day in days:
+        try:
+            wall_clock(datetime.combine(day, start.time()), tz)
+        except TimeError as exc:
+            fields.error(
+                None,
+                f"the occurrence on {day}: {exc}",
+                "add that date to 'except', or choose another time",
+            )
 
 
 def _weekdays(fields: Fields, every: str, first: date) -> tuple[int, ...]:
