@@ -56,6 +56,23 @@ class IcsAdapter(OutputAdapter):
             yield writer.calendar(urls.tag_calendar(tag), f"{site.title}: {tag}", "", tagged)
 
 
+def event_calendar(
+    context: BuildContext, event: Event, method: str = "PUBLISH", part: Event | None = None
+) -> bytes:
+    """The calendar ``<series>/<event-id>/event.ics`` publishes, with METHOD ``method``.
+
+    Email attaches it, so the UID and SEQUENCE are the published calendar's to the
+    byte. ``part``, a changed occurrence of the recurring ``event``, narrows it to
+    that occurrence's RECURRENCE-ID VEVENT: what cancelling one date takes.
+    """
+    writer = _Writer(context)
+    series = writer.series[event.series]
+    if part is not None:
+        writer.events[event.key] = _vevent(part, context, series, master=event).to_ical()
+    path = urls.event_ics(event)
+    return writer.calendar(path, event.title, "", [event], series, method).data
+
+
 def _site_description(site: Site) -> str:
     return ", ".join(s.title for s in site.series)
 
@@ -89,9 +106,10 @@ class _Writer:
         description: str,
         events: Iterable[Event],
         series: Series | None = None,
+        method: str = "PUBLISH",
     ) -> OutputFile:
         events = list(events)
-        parts = [self._header(name, description, series)]
+        parts = [self._header(name, description, series, method)]
         parts.extend(
             self._zone(tzid, first, last)
             for tzid, (first, last) in sorted(_zone_spans(events).items())
@@ -106,12 +124,14 @@ class _Writer:
             )
         return OutputFile(path, data)
 
-    def _header(self, name: str, description: str, series: Series | None) -> bytes:
+    def _header(
+        self, name: str, description: str, series: Series | None, method: str
+    ) -> bytes:
         cal = Calendar()
         cal.add("prodid", PRODID)
         cal.add("version", "2.0")
         cal.add("calscale", "GREGORIAN")
-        cal.add("method", "PUBLISH")
+        cal.add("method", method)
         cal.add("name", vText(name))
         cal.add("x-wr-calname", vText(name))
         if description:
