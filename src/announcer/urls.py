@@ -6,6 +6,7 @@ than building paths of its own, so they cannot drift apart.
 
 from __future__ import annotations
 
+import posixpath
 from urllib.parse import urljoin
 
 from announcer.model import Event, Series, Site
@@ -29,6 +30,10 @@ def series_dir(series: Series | str) -> str:
     return f"{series if isinstance(series, str) else series.slug}/"
 
 
+def series_page(series: Series | str) -> str:
+    return series_dir(series) + "index.html"
+
+
 def series_calendar(series: Series | str) -> str:
     return series_dir(series) + "calendar.ics"
 
@@ -41,6 +46,11 @@ def tag_dir(tag: str) -> str:
     return f"tags/{tag}/"
 
 
+def tag_page(tag: str) -> str:
+    """Not in the contract's list, but where the tag links of the pages lead."""
+    return tag_dir(tag) + "index.html"
+
+
 def tag_calendar(tag: str) -> str:
     return tag_dir(tag) + "calendar.ics"
 
@@ -51,6 +61,7 @@ def tag_feed(tag: str, kind: str = "atom") -> str:
 
 SITE_CALENDAR = "calendar.ics"
 SITE_INDEX = "index.html"
+STYLESHEET = "style.css"
 
 
 def site_feed(kind: str = "atom") -> str:
@@ -62,6 +73,18 @@ def absolute(site: Site, path: str) -> str:
     if path == "index.html" or path.endswith("/index.html"):
         path = path[: -len("index.html")]
     return urljoin(site.base_url, path)
+
+
+def relative(page: str, target: str) -> str:
+    """The link from output path ``page`` to output path ``target``.
+
+    Pages link to each other relatively, so the site works wherever it is served
+    (a preview server, a sub-folder); ``index.html`` is dropped as in :func:`absolute`.
+    """
+    link = posixpath.relpath(target, posixpath.dirname(page) or ".")
+    if link == "index.html" or link.endswith("/index.html"):
+        return link[: -len("index.html")] or "./"
+    return link
 
 
 def webcal(url: str) -> str:
