@@ -1,0 +1,231 @@
+"""Atom and RSS feeds: for the site, for each series and for each tag.
+
+One entry per event or occurrence, newest announcement first. Entry ids come
+from the UID (plus the date, for an occurrence), so a reader keeps an entry as
+the same item for the event's whole life even when files move; ``published`` and
+``updated`` come from the ledger, so an entry shows as updated exactly when its
+time, place or status changed. Nothing reads the clock: the feed's own date is
+its newest entry's, and feedgen's build date and version are overridden, so the
+same input and ledger give the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from babel.dates import format_skeleton
+from feedgen.entry import FeedEntry
+from feedgen.feed import FeedGenerator
+
+from announcer import urls
+from announcer.adapters import listing
+from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
+from announcer.i18n import labels
+from announcer.model import Event, Series
+from announcer.templating import environment, locale_of
+
+GENERATOR = "announcer"
+TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml"}
+# Fixed forever: entry ids are uuid5(ENTRY_NAMESPACE, uid[/date]), and readers remember them.
+ENTRY_NAMESPACE = uuid.UUID("6f1c8e52-3d4b-5a7e-9c1f-2b8d4e6a0c37")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """What distinguishes one feed from another: its paths, names and language."""
+
+    atom: str
+    rss: str
+    page: str
+    title: str
+    subtitle: str
+    language: str
+    author: str
+
+
+class FeedsAdapter(OutputAdapter):
+    name = "feeds"
+
+    def files(self, context: BuildContext) -> Iterator[OutputFile]:
+        writer = _Writer(context)
+        site, shown = context.site, listing.shown(context)
+        titles = ", ".join(s.title for s in site.series)
+        yield from writer.feeds(
+            FeedSpec(
+                urls.site_feed("atom"),
+                urls.site_feed("rss"),
+                urls.SITE_INDEX,
+                site.title,
+                titles or site.title,
+                site.language,
+                site.title,
+            ),
+            shown,
+        )
+        for series in site.series:
+            yield from writer.feeds(
+                _series_spec(series), [e for e in shown if e.series == series.slug]
+            )
+        for tag in listing.tags(shown):
+            spec = FeedSpec(
+                urls.tag_feed(tag, "atom"),
+                urls.tag_feed(tag, "rss"),
+                urls.tag_page(tag),
+                f"{site.title}: {tag}",
+                f"{site.title}: {tag}",
+                site.language,
+                site.title,
+            )
+            yield from writer.feeds(spec, [e for e in shown if tag in e.tags])
+
+
+def _series_spec(series: Series) -> FeedSpec:
+    author = series.organizer.name if series.organizer and series.organizer.name else series.title
+    return FeedSpec(
+        urls.series_feed(series, "atom"),
+        urls.series_feed(series, "rss"),
+        urls.series_page(series),
+        series.title,
+        series.description.strip() or series.title,
+        series.language,
+        author,
+    )
+
+
+def entry_id(event: Event) -> str:
+    """``urn:uuid:`` from the UID, and the original date for an occurrence: never the path."""
+    name = event.uid
+    if event.recurrence_id is not None:
+        name += "/" + event.recurrence_id.isoformat()
+    return uuid.uuid5(ENTRY_NAMESPACE, name).urn
+
+
+def entry_title(event: Event, language: str) -> str:
+    """Date and speakers first, the way a reader scans a list; cancelled events say so."""
+    words = labels(language)
+    day = format_skeleton("yMMMEd", event.begins.date(), locale=locale_of(language))
+    names = ", ".join(s.name for s in event.speakers)
+    if names:
+        title = words["feed_entry"].format(date=day, speakers=names, title=event.title)
+    else:
+        title = f"{day} — {event.title}"
+    return f"{words['cancelled']}{words['colon']} {title}" if event.cancelled else title
+
+
+def clean(text: str) -> str:
+    """Drop characters XML 1.0 cannot carry (YAML escapes can produce them)."""
+    return _NOT_XML.sub("", text)
+
+
+class _Entry(FeedEntry):  # type: ignore[misc]
+    """A feed entry whose links keep their ``rel`` and ``type``.
+
+    feedgen 1.0 writes an entry's links with ``href`` only, which turns the .ics
+    link into a second "alternate" link: invalid Atom. The attributes are put back.
+    """
+
+    def atom_entry(self, extensions: bool = True) -> Any:
+        element = super().atom_entry(extensions)
+        links = [e for e in element if e.tag == "link"]
+        for node, given in zip(links, self.link() or [], strict=True):
+            for name in ("rel", "type", "title"):
+                if given.get(name):
+                    node.set(name, given[name])
+        return element
+
+
+class _Writer:
+    """Builds each entry once per build and reuses it in every feed that holds it."""
+
+    def __init__(self, context: BuildContext) -> None:
+        self.context = context
+        self.site = context.site
+        self.series = {s.slug: s for s in context.site.series}
+        self.entries: dict[str, _Entry] = {}
+
+    def feeds(self, spec: FeedSpec, events: Sequence[Event]) -> Iterator[OutputFile]:
+        chosen = self._newest(events)
+        updated = max(
+            (self.context.ledger.revision(e).modified for e in chosen), default=self._fallback()
+        )
+        entries = [self._entry(e) for e in chosen]
+        for kind, path in (("atom", spec.atom), ("rss", spec.rss)):
+            generator = self._generator(spec, kind, path, updated.astimezone(UTC))
+            for entry in entries:
+                generator.add_entry(entry, order="append")
+            data = (
+                generator.atom_str(pretty=True)
+                if kind == "atom"
+                else generator.rss_str(pretty=True)
+            )
+            yield OutputFile(path, data)
+
+    def _newest(self, events: Sequence[Event]) -> list[Event]:
+        """Newest announcement first; events announced together, latest start first."""
+        ledger = self.context.ledger
+
+        def order(event: Event) -> tuple[datetime, datetime, str]:
+            return ledger.revision(event).first_seen, event.begins, event.key
+
+        ordered = sorted(events, key=order, reverse=True)
+        limit = self.site.feeds.limit
+        return ordered if limit is None else ordered[:limit]
+
+    def _fallback(self) -> datetime:
+        """An empty feed's date: the site's last change, never the clock."""
+        return max((r.modified for r in self.context.ledger.entries.values()), default=EPOCH)
+
+    def _generator(self, spec: FeedSpec, kind: str, path: str, updated: datetime) -> FeedGenerator:
+        generator = FeedGenerator()
+        generator.id(urls.absolute(self.site, spec.atom))
+        generator.title(clean(spec.title))
+        generator.subtitle(clean(spec.subtitle))
+        generator.author({"name": clean(spec.author)})
+        generator.link(href=urls.absolute(self.site, path), rel="self", type=TYPES[kind])
+        # RSS takes its <link> from the last link given: the page must come last.
+        generator.link(href=urls.absolute(self.site, spec.page), rel="alternate", type="text/html")
+        generator.language(spec.language)
+        generator.generator(GENERATOR)
+        generator.updated(updated)
+        return generator
+
+    def _entry(self, event: Event) -> _Entry:
+        if event.key not in self.entries:
+            self.entries[event.key] = self._build_entry(event)
+        return self.entries[event.key]
+
+    def _build_entry(self, event: Event) -> _Entry:
+        series = self.series[event.series]
+        revision = self.context.ledger.revision(event)
+        page = urls.absolute(self.site, urls.event_page(event))
+        ics = urls.absolute(self.site, urls.event_ics(event))
+        entry = _Entry()
+        entry.id(entry_id(event))
+        entry.title(clean(entry_title(event, series.language)))
+        entry.published(revision.first_seen.astimezone(UTC))
+        entry.updated(revision.modified.astimezone(UTC))
+        entry.link(href=ics, rel="related", type="text/calendar")
+        entry.link(href=page, rel="alternate", type="text/html")
+        entry.content(clean(self._content(event, series, page, ics)), type="html")
+        for tag in event.tags:
+            entry.category(term=tag)
+        return entry
+
+    def _content(self, event: Event, series: Series, page: str, ics: str) -> str:
+        template = environment(self.context.project, series.slug).get_template("feed/entry.html")
+        return template.render(
+            event=event,
+            series=series,
+            site=self.site,
+            words=labels(series.language),
+            language=series.language,
+            page_url=page,
+            ics_url=ics,
+        ).strip()

@@ -1,0 +1,59 @@
+"""The events that feeds and pages list, worked out once per build and shared.
+
+Feeds and pages treat each occurrence of a recurring event as an event of its
+own, so both need the same expanded, ordered list; it is kept in the build's
+``cache`` so the second adapter does not expand every rule again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from announcer.adapters.base import BuildContext
+from announcer.model import Event, Site
+from announcer.recurrence import expand
+
+_CACHE_KEY = "listing.shown"
+
+
+def shown(context: BuildContext) -> tuple[Event, ...]:
+    """Every event and occurrence a reader sees (not recurring events themselves), by start."""
+    cached = context.cache.get(_CACHE_KEY)
+    if isinstance(cached, tuple):
+        return cached
+    events = tuple(sorted(_expanded(context.site), key=start_order))
+    context.cache[_CACHE_KEY] = events
+    return events
+
+
+def _expanded(site: Site) -> Iterable[Event]:
+    for event in site.events():
+        yield from expand(event)
+
+
+def start_order(event: Event) -> tuple[datetime, str]:
+    """Chronological, and total: events that start together are ordered by key."""
+    return event.begins, event.key
+
+
+def is_past(event: Event, now: datetime) -> bool:
+    """An event is past once it has ended; while it runs it is still worth showing first."""
+    return event.finishes <= now
+
+
+def split(events: Iterable[Event], now: datetime) -> tuple[list[Event], list[Event]]:
+    """(upcoming, soonest first), (past, most recent first): the order a visitor wants."""
+    ordered = sorted(events, key=start_order)
+    upcoming = [e for e in ordered if not is_past(e, now)]
+    past = [e for e in reversed(ordered) if is_past(e, now)]
+    return upcoming, past
+
+
+def utc_stamp(moment: datetime) -> str:
+    """An instant as scripts and validators read it everywhere: ``2018-11-30T18:00:00Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tags(events: Iterable[Event]) -> list[str]:
+    return sorted({tag for event in events for tag in event.tags})
