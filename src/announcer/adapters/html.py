@@ -1,0 +1,200 @@
+"""The static site: an index, a page per series, per event, per occurrence and per tag.
+
+Pages come from Jinja2 templates in the package (``templates/site/``) that a
+project's ``templates/`` and a series' ``templates/`` override file by file.
+Whether an event is past is decided at build time from ``context.now`` and
+written into the markup together with the event's end as an instant, so a small
+script corrects the label when the page is read later; without script the page
+is still right as of the build. Internal links are relative, so the site works
+from any address; links meant to be copied into other apps are absolute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+from markupsafe import Markup
+
+from announcer import urls
+from announcer.adapters import addto, jsonld, listing
+from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
+from announcer.adapters.ics import _last_end
+from announcer.i18n import labels
+from announcer.model import Event, Series
+from announcer.recurrence import expand
+from announcer.templating import environment
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+@dataclass(frozen=True)
+class Card:
+    """An event as listings and pages show it: where its page is, and whether it is past."""
+
+    event: Event
+    series: Series
+    page: str
+    past: bool
+    starts: str  # ISO 8601 with offset, for <time datetime>
+    ends: str  # UTC instant, for the script that marks past events
+
+    @property
+    def lang(self) -> str:
+        return self.series.language
+
+
+class HtmlAdapter(OutputAdapter):
+    name = "html"
+
+    def files(self, context: BuildContext) -> Iterator[OutputFile]:
+        pages = _Pages(context)
+        yield OutputFile(urls.STYLESHEET, (STATIC / "style.css").read_bytes())
+        yield pages.index()
+        for series in context.site.series:
+            yield pages.series_page(series)
+            for event in series.events:
+                yield from pages.event_pages(event, series)
+        for tag in listing.tags(pages.shown):
+            yield pages.tag_page(tag)
+
+
+class _Pages:
+    """Renders pages; holds what every page of one build shares."""
+
+    def __init__(self, context: BuildContext) -> None:
+        self.context = context
+        self.site = context.site
+        self.series = {s.slug: s for s in context.site.series}
+        self.shown = listing.shown(context)
+        self.cards: dict[str, Card] = {}
+
+    def card(self, event: Event) -> Card:
+        if event.key not in self.cards:
+            self.cards[event.key] = Card(
+                event=event,
+                series=self.series[event.series],
+                page=urls.event_page(event),
+                past=listing.is_past(event, self.context.now),
+                starts=event.start.isoformat(),
+                ends=listing.utc_stamp(event.finishes),
+            )
+        return self.cards[event.key]
+
+    def sections(self, events: Iterable[Event]) -> dict[str, list[Card]]:
+        upcoming, past = listing.split(events, self.context.now)
+        return {"upcoming": [self.card(e) for e in upcoming], "past": [self.card(e) for e in past]}
+
+    def render(
+        self, template: str, path: str, language: str, scope: Series | None = None, **values: object
+    ) -> OutputFile:
+        """Render with the series' template overrides when ``scope`` is a series."""
+        env = environment(self.context.project, scope.slug if scope else None)
+        html = env.get_template(template).render(
+            site=self.site,
+            page=path,
+            lang=language,
+            words=labels(language),
+            link=partial(urls.relative, path),
+            absolute=partial(urls.absolute, self.site),
+            webcal=urls.webcal,
+            urls=urls,
+            **values,
+        )
+        return OutputFile(path, html.encode("utf-8"))
+
+    def index(self) -> OutputFile:
+        return self.render(
+            "site/index.html",
+            urls.SITE_INDEX,
+            self.site.language,
+            listing=self.sections(self.shown),
+            many_series=len(self.site.series) > 1,
+        )
+
+    def series_page(self, series: Series) -> OutputFile:
+        return self.render(
+            "site/series.html",
+            urls.series_page(series),
+            series.language,
+            series,
+            series=series,
+            listing=self.sections(e for e in self.shown if e.series == series.slug),
+        )
+
+    def tag_page(self, tag: str) -> OutputFile:
+        tagged = [e for e in self.shown if tag in e.tags]
+        return self.render(
+            "site/tag.html",
+            urls.tag_page(tag),
+            self.site.language,
+            tag=tag,
+            listing=self.sections(tagged),
+            many_series=len({e.series for e in tagged}) > 1,
+            calendar=tag in self._calendar_tags(),
+        )
+
+    def event_pages(self, event: Event, series: Series) -> Iterator[OutputFile]:
+        if event.repeat is None:
+            yield self.event_page(event, series)
+            return
+        occurrences = expand(event)
+        yield self.render(
+            "site/recurring.html",
+            urls.event_page(event),
+            series.language,
+            series,
+            event=event,
+            series=series,
+            listing=self.sections(occurrences),
+            **self._subscribe(series),
+        )
+        for occurrence in occurrences:
+            yield self.event_page(occurrence, series, recurring=event)
+
+    def event_page(
+        self, event: Event, series: Series, recurring: Event | None = None
+    ) -> OutputFile:
+        page_url = urls.absolute(self.site, urls.event_page(event))
+        add = {
+            "google": addto.google(event, page_url),
+            "outlook_365": addto.outlook(event, page_url, "outlook_365"),
+            "outlook_com": addto.outlook(event, page_url, "outlook_com"),
+        }
+        data = jsonld.event_data(event, series, self.site)
+        return self.render(
+            "site/event.html",
+            urls.event_page(event),
+            series.language,
+            series,
+            event=event,
+            series=series,
+            card=self.card(event),
+            recurring=recurring,
+            add=add,
+            jsonld=Markup(jsonld.script_json(data)),
+            **self._subscribe(series),
+        )
+
+    def _subscribe(self, series: Series) -> dict[str, object]:
+        calendar = urls.absolute(self.site, urls.series_calendar(series))
+        return {"calendar_url": calendar, "webcal_url": urls.webcal(calendar)}
+
+    def _calendar_tags(self) -> frozenset[str]:
+        """Tags that have a calendar: the ICS adapter leaves out old events, by this rule."""
+        cached = self.context.cache.get("html.calendar_tags")
+        if isinstance(cached, frozenset):
+            return cached
+        days = self.site.calendar.past_days
+        cutoff = None if days is None else self.context.now - timedelta(days=days)
+        found = frozenset(
+            tag
+            for event in self.site.events()
+            if cutoff is None or _last_end(event) >= cutoff
+            for tag in event.tags
+        )
+        self.context.cache["html.calendar_tags"] = found
+        return found
