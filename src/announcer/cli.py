@@ -133,3 +133,11 @@ def build(ctx: click.Context, out: Path | None, now: str | None) -> None:
         )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+# The organiser's commands (announcer.workflow), defined there and registered here.
+from announcer.workflow import commands as _workflow  # noqa: E402
+
+main.add_command(_workflow.init)
+main.add_command(_workflow.new)
+main.add_command(_workflow.schema)

@@ -1,0 +1,128 @@
+"""The organiser's commands: init, new, diff, serve, schema, import.
+
+Registered on the main group at the end of :mod:`announcer.cli`. Like the rest
+of the CLI, each command parses its arguments, calls one library function and
+prints the outcome; errors the user can act on are printed without a traceback
+and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from announcer.errors import AnnouncerError, ValidationFailed
+from announcer.workflow import scaffold
+from announcer.workflow import schema as schemas
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(command: F) -> F:
+    """Print AnnouncerError as plain lines and exit 1, as the core commands do.
+
+    Kept here rather than imported from announcer.cli, which imports this module.
+    """
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ValidationFailed as exc:
+            for diagnostic in exc.diagnostics:
+                click.echo(f"error: {diagnostic}", err=True)
+            count = len(exc.diagnostics)
+            click.echo(f"{count} error{'s' if count != 1 else ''}; nothing was changed.", err=True)
+            sys.exit(1)
+        except AnnouncerError as exc:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return run  # type: ignore[return-value]
+
+
+def project_of(ctx: click.Context) -> Path:
+    return Path(ctx.find_root().params.get("project") or ".")
+
+
+@click.command("init")
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--title", default="Events", show_default=True, help="The site's title.")
+@click.option("--series", default="seminars", show_default=True, help="Slug of the first series.")
+@click.option("--timezone", help="IANA timezone of the first series [default: this machine's].")
+@friendly
+def init(directory: Path, title: str, series: str, timezone: str | None) -> None:
+    """Start a new project in DIRECTORY (default: here).
+
+    Writes announcer.yaml, one series with one event, a .gitignore and GitHub
+    workflows that check pull requests and publish to GitHub Pages. The result
+    builds at once. Refuses a folder that already holds a project.
+    """
+    report = scaffold.init_project(directory, title=title, series=series, timezone=timezone)
+    for path in report.written:
+        click.echo(f"created {directory / path}")
+    for path in report.kept:
+        click.echo(f"kept your existing {directory / path}")
+    click.echo(f"\nNext: cd {directory}, edit series/{series}/, then 'announcer serve' to preview.")
+
+
+@click.command("new")
+@click.argument("series")
+@click.option("--title", required=True, help="The event's title.")
+@click.option("--start", required=True, help='"2027-03-05 12:00", or a date for all day.')
+@click.option("--end", default="", help="End time (or last day); default: the series' length.")
+@click.option("--duration", default="", help="Length instead of --end: 90m, 1h, 1h30m.")
+@click.option("--location", default="", help="Where; default: the series' location.")
+@click.option("--speaker", "speakers", multiple=True, help="A speaker's name; repeatable.")
+@click.option("--id", "event_id", default="", help="The event id [default: DATE-TITLE-SLUG].")
+@click.pass_context
+@friendly
+def new(ctx: click.Context, /, series: str, **options: Any) -> None:
+    """Add an event file to SERIES, named by its date and title.
+
+    The new file is checked by loading the project; if it has errors it is
+    removed again. An existing file is never overwritten.
+    """
+    options["speakers"] = tuple(options["speakers"])
+    root = project_of(ctx)
+    path, elsewhere = scaffold.new_event(root, scaffold.NewEvent(series=series, **options))
+    click.echo(f"created {path}")
+    if elsewhere:
+        click.echo(
+            f"note: the project has {elsewhere} error(s) in other files; run 'announcer check'",
+            err=True,
+        )
+
+
+@click.command("schema")
+@click.argument("kind", type=click.Choice(schemas.KINDS), required=False)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write all three schemas into this folder instead of printing one.",
+)
+@friendly
+def schema(kind: str | None, out: Path | None) -> None:
+    """Print the JSON Schema of announcer.yaml (site), series.yaml or event files.
+
+    Editors that use yaml-language-server (such as VS Code with the YAML
+    extension) then complete keys and flag mistakes as you type. With --out,
+    the three files are written and the editor settings that use them printed.
+    """
+    if out is None:
+        if kind is None:
+            raise click.UsageError("name a schema (site, series or event), or give --out DIR")
+        click.echo(schemas.schema_text(kind), nl=False)
+        return
+    for path in schemas.write_schemas(out):
+        click.echo(f"wrote {path}")
+    settings = {"yaml.schemas": schemas.editor_settings(out.as_posix())}
+    click.echo("\nIn .vscode/settings.json:\n" + json.dumps(settings, indent=2))
