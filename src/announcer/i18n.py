@@ -8,6 +8,23 @@ from __future__ import annotations
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {
+        # email (announcer.mail): intros, subjects and footers of the four kinds
+        "email_intro_announcement": "You are invited to the next event of {series}.",
+        "email_intro_reminder": "A reminder: this event of {series} is coming up soon.",
+        "email_intro_update": (
+            "This event has changed. The details below are up to date; "
+            "the attached calendar file updates your calendar."
+        ),
+        "email_intro_cancellation": (
+            "This event has been cancelled. The attached calendar file removes it "
+            "from your calendar."
+        ),
+        "email_subject_announcement": "{title} ({date})",
+        "email_subject_reminder": "Reminder: {title} ({date})",
+        "email_subject_update": "Changed: {title} ({date})",
+        "email_subject_cancellation": "Cancelled: {title} ({date})",
+        "email_footer": "You receive this email as a subscriber to {series}.",
+        "email_unsubscribe": "Unsubscribe",
         "cancelled": "Cancelled",
         "tentative": "Tentative",
         "speaker": "Speaker",
@@ -49,6 +66,24 @@ LABELS: dict[str, dict[str, str]] = {
         "colon": ":",
     },
     "fr": {
+        # email (announcer.mail)
+        "email_intro_announcement": (
+            "Vous êtes invité·e au prochain événement de la série {series}."
+        ),
+        "email_intro_reminder": "Rappel\u00a0: cet événement de la série {series} approche.",
+        "email_intro_update": (
+            "Cet événement a changé. Les informations ci-dessous sont à jour\u00a0; "
+            "le fichier d'agenda joint met à jour votre agenda."
+        ),
+        "email_intro_cancellation": (
+            "Cet événement est annulé. Le fichier d'agenda joint le retire de votre agenda."
+        ),
+        "email_subject_announcement": "{title} ({date})",
+        "email_subject_reminder": "Rappel\u00a0: {title} ({date})",
+        "email_subject_update": "Modifié\u00a0: {title} ({date})",
+        "email_subject_cancellation": "Annulé\u00a0: {title} ({date})",
+        "email_footer": "Vous recevez ce courriel en tant qu'abonné·e à la série {series}.",
+        "email_unsubscribe": "Se désabonner",
         "cancelled": "Annulé",
         "tentative": "Provisoire",
         "speaker": "Intervenant·e",
