@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ssl
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -225,6 +226,11 @@ class SmtpServer:
     def _protocol(self) -> SMTP:
         self.connections += 1
         starttls = self.mode == "starttls"
+        with warnings.catch_warnings():  # AUTH over implicit TLS: aiosmtpd cannot tell it is TLS
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            return self._smtp(starttls)
+
+    def _smtp(self, starttls: bool) -> SMTP:
         return SMTP(
             self.handler,
             hostname="localhost",
