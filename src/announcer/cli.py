@@ -141,3 +141,4 @@ from announcer.workflow import commands as _workflow  # noqa: E402
 main.add_command(_workflow.init)
 main.add_command(_workflow.new)
 main.add_command(_workflow.schema)
+main.add_command(_workflow.diff)

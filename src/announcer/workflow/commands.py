@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +19,8 @@ from typing import Any, TypeVar
 import click
 
 from announcer.errors import AnnouncerError, ValidationFailed
-from announcer.workflow import scaffold
+from announcer.workflow import diff as changes
+from announcer.workflow import diffview, scaffold
 from announcer.workflow import schema as schemas
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -126,3 +128,45 @@ def schema(kind: str | None, out: Path | None) -> None:
         click.echo(f"wrote {path}")
     settings = {"yaml.schemas": schemas.editor_settings(out.as_posix())}
     click.echo("\nIn .vscode/settings.json:\n" + json.dumps(settings, indent=2))
+
+
+@click.command("diff")
+@click.option(
+    "--against", default="HEAD", show_default=True, metavar="GIT-REV",
+    help="Compare the files here with the project as committed at this revision.",
+)  # fmt: skip
+@click.option(
+    "--format", "style", type=click.Choice(["text", "markdown"]), default="text",
+    show_default=True, help="markdown: for a pull-request comment.",
+)  # fmt: skip
+@click.option("--now", metavar="TIME", help="Work out due emails as if it were TIME (ISO 8601).")
+@click.pass_context
+@friendly
+def diff(ctx: click.Context, /, against: str, style: str, now: str | None) -> None:
+    """Show what subscribers will see change if the current files are published.
+
+    Per event: added, rescheduled (old -> new time), moved, cancelled,
+    removed, and the emails the next 'announce' would send. Removing an
+    event instead of cancelling it is warned about: subscribed calendars
+    would keep showing it.
+    """
+    project = project_of(ctx)
+    try:
+        report = changes.diff(project, against, parse_now(now))
+    except ValidationFailed as exc:
+        if style != "markdown":
+            raise
+        click.echo(diffview.errors_markdown(exc.diagnostics), nl=False)
+        sys.exit(1)
+    click.echo((diffview.markdown if style == "markdown" else diffview.text)(report), nl=False)
+
+
+def parse_now(value: str | None) -> datetime | None:
+    """``--now`` read as the core commands read it: ISO 8601, UTC unless an offset is given."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use ISO 8601, e.g. 2018-11-23T09:00:00-05:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
