@@ -22,6 +22,7 @@ from announcer.errors import AnnouncerError, ValidationFailed
 from announcer.workflow import diff as changes
 from announcer.workflow import diffview, scaffold
 from announcer.workflow import schema as schemas
+from announcer.workflow import serve as live
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -170,3 +171,28 @@ def parse_now(value: str | None) -> datetime | None:
     except ValueError:
         raise click.BadParameter("use ISO 8601, e.g. 2018-11-23T09:00:00-05:00") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@click.command("serve")
+@click.option("--port", "-p", default=8000, show_default=True, help="Port on 127.0.0.1 (0: any).")
+@click.pass_context
+@friendly
+def serve(ctx: click.Context, /, port: int) -> None:
+    """Preview the site at http://127.0.0.1:PORT/, rebuilt whenever a file changes.
+
+    The build goes to a temporary folder; the project, its output folder and
+    its ledger are left alone. Errors show in the browser and here. Stop with
+    Ctrl-C.
+    """
+    try:
+        preview = live.Preview(project_of(ctx), port=port, log=click.echo)
+    except OSError as exc:
+        raise AnnouncerError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    url = preview.start()
+    click.echo(f"Preview at {url} - edit and save any file to rebuild; Ctrl-C to stop.")
+    try:
+        preview.wait()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        preview.stop()
