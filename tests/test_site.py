@@ -1,0 +1,408 @@
+"""The static site as files: which pages exist, what they say, and that text stays text."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from announcer import markup, urls
+from announcer.load import load_site
+from announcer.model import Event, Site
+from announcer.recurrence import expand
+from announcer.templating import PACKAGE_TEMPLATES, when
+from tests.conftest import NOW, MakeProject
+from tests.sitebuild import EARLY, build_into
+
+pytest_plugins = ["tests.conftest_site"]
+
+EXAMPLE_EVENT = "policy-seminars/2018-11-30-nonprofit-coproduction/index.html"
+CANCELLED_EVENT = "policy-seminars/2019-02-15-housing-first/index.html"
+STATIC_STYLE = PACKAGE_TEMPLATES.parent / "static" / "style.css"
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+SCRIPT = (PACKAGE_TEMPLATES / "site" / "script.html").read_text(encoding="utf-8")
+
+
+class Page(HTMLParser):
+    """A parsed page: elements with their attributes, visible text, scripts."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.scripts: list[tuple[dict[str, str], str]] = []
+        self.words: list[str] = []
+        self._open: list[tuple[str, dict[str, str], bool]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {k: v or "" for k, v in attrs}
+        self.elements.append((tag, attributes))
+        if tag not in VOID:
+            hidden = "hidden" in attributes or tag in ("script", "style", "title")
+            self._open.append((tag, attributes, hidden))
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self._open and self._open[-1][0] == "script":
+            self.scripts.append((self._open[-1][1], data))
+        elif not any(hidden for _, _, hidden in self._open):
+            self.words.append(data)
+
+    @property
+    def text(self) -> str:
+        """What a reader sees with no script and no CSS (hidden elements left out)."""
+        return " ".join("".join(self.words).split())
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str]]:
+        return [
+            a
+            for t, a in self.elements
+            if t == tag and all(a.get(k.rstrip("_")) == v for k, v in attrs.items())
+        ]
+
+    def hrefs(self) -> list[str]:
+        return [a["href"] for t, a in self.elements if t == "a" and "href" in a]
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def page(out: Path, path: str) -> Page:
+    return Page((out / path).read_text(encoding="utf-8"))
+
+
+def shown(site: Site) -> list[Event]:
+    return [o for e in site.events() for o in expand(e)]
+
+
+def expected_pages(site: Site) -> set[str]:
+    pages = {urls.SITE_INDEX}
+    for series in site.series:
+        pages.add(urls.series_page(series))
+        for event in series.events:
+            pages.add(urls.event_page(event))
+            pages.update(urls.event_page(o) for o in expand(event) if event.repeat)
+    pages.update(urls.tag_page(t) for e in shown(site) for t in e.tags)
+    return pages
+
+
+def test_every_page_is_written(example_project: Path, site_project: Path, tmp_path: Path) -> None:
+    for project in (example_project, site_project):
+        out = tmp_path / "out" / project.name
+        build_into(project, out, NOW)
+        site = load_site(project)
+        written = {str(p.relative_to(out)) for p in out.rglob("*.html")}
+        assert written == expected_pages(site)
+        assert (out / "style.css").read_bytes() == STATIC_STYLE.read_bytes()
+    assert "seminaire/atelier/2027-03-12/index.html" in written
+    assert "seminaire/atelier/index.html" in written
+
+
+def test_an_event_page_shows_what_the_poster_shows(example_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_into(example_project, out, NOW)
+    site = load_site(example_project)
+    event = next(e for e in site.events() if e.id == "2018-11-30-nonprofit-coproduction")
+    html = page(out, EXAMPLE_EVENT)
+    text = html.text
+    assert event.title in text
+    assert squash(when(event, "en")) == "Friday, November 30, 2018, 12:00 – 13:00 EST"
+    assert squash(when(event, "en")) in text
+    speaker = event.speakers[0]
+    assert f"{speaker.name} {speaker.affiliation}" in text
+    assert squash(markup.to_text(speaker.bio)) in text
+    assert event.location in text
+    assert "rules set by funders and governments" in text
+    for tag in event.tags:
+        assert f"../../tags/{tag}/" in html.hrefs()
+    assert html.find("html", lang="en")
+    assert html.find("time", datetime="2018-11-30T12:00:00-05:00")
+
+
+def test_add_to_calendar_and_subscribe_links(example_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_into(example_project, out, NOW)
+    hrefs = page(out, EXAMPLE_EVENT).hrefs()
+    assert "event.ics" in hrefs
+    assert (out / posixpath.dirname(EXAMPLE_EVENT) / "event.ics").is_file()
+    google = parse_qs(urlsplit(next(h for h in hrefs if "calendar.google.com" in h)).query)
+    assert google["dates"] == ["20181130T170000Z/20181130T180000Z"]
+    assert google["ctz"] == ["America/Toronto"]
+    assert google["text"][0].startswith("Rules, practices and stories")
+    page_url = "https://events.example.org/policy-seminars/2018-11-30-nonprofit-coproduction/"
+    assert page_url in google["details"][0]
+    for host in ("outlook.office.com", "outlook.live.com"):
+        outlook = parse_qs(urlsplit(next(h for h in hrefs if host in h)).query)
+        assert outlook["startdt"] == ["2018-11-30T17:00:00Z"]
+        assert outlook["enddt"] == ["2018-11-30T18:00:00Z"]
+        assert outlook["allday"] == ["false"]
+    assert "webcal://events.example.org/policy-seminars/calendar.ics" in hrefs
+    assert "https://events.example.org/policy-seminars/calendar.ics" in hrefs
+    assert {"../feed.atom", "../feed.rss"} <= set(hrefs)
+
+
+def test_all_day_events_link_whole_days(site_project: Path, tmp_path: Path) -> None:
+    build_into(site_project, tmp_path / "out", EARLY)
+    hrefs = page(tmp_path / "out", "seminaire/2027-04-01-journees/index.html").hrefs()
+    google = parse_qs(urlsplit(next(h for h in hrefs if "google" in h)).query)
+    assert google["dates"] == ["20270401/20270403"]
+    outlook = parse_qs(urlsplit(next(h for h in hrefs if "outlook.live" in h)).query)
+    assert (outlook["startdt"], outlook["enddt"], outlook["allday"]) == (
+        ["2027-04-01"],
+        ["2027-04-03"],
+        ["true"],
+    )
+
+
+def listing(out: Path, path: str) -> tuple[list[str], list[str]]:
+    """Titles in the upcoming and the past list of a page, in order."""
+    html = (out / path).read_text(encoding="utf-8")
+    upcoming, _, past = html.partition('data-list="past"')
+    return _titles(upcoming), _titles(past)
+
+
+def _titles(html: str) -> list[str]:
+    return re.findall(r'<h3 class="event-title"><a href="([^"]+)">', html)
+
+
+def test_upcoming_first_and_past_marked_at_build_time(
+    example_project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    build_into(example_project, out, datetime(2019, 2, 1, tzinfo=UTC))
+    upcoming, past = listing(out, "index.html")
+    assert upcoming == [
+        "policy-seminars/2019-02-15-housing-first/",
+        "policy-seminars/2019-09-20-participatory-budgeting/",
+    ]
+    assert past == [
+        "policy-seminars/2019-01-25-open-data-cities/",
+        "policy-seminars/2018-11-30-nonprofit-coproduction/",
+    ]
+    label = "Past event: this event has already taken place"
+    assert label in page(out, EXAMPLE_EVENT).text
+    future = "policy-seminars/2019-09-20-participatory-budgeting/index.html"
+    assert label not in page(out, future).text
+    assert page(out, future).find("article", **{"data-ends": "2019-09-20T17:00:00Z"})
+
+
+def test_an_event_is_past_once_it_has_ended(example_project: Path, tmp_path: Path) -> None:
+    label = "Past event: this event has already taken place"
+    during = datetime(2018, 11, 30, 17, 59, tzinfo=UTC)  # 12:59 in Ottawa, still on
+    build_into(example_project, tmp_path / "during", during)
+    assert label not in page(tmp_path / "during", EXAMPLE_EVENT).text
+    build_into(example_project, tmp_path / "after", datetime(2018, 11, 30, 18, tzinfo=UTC))
+    assert label in page(tmp_path / "after", EXAMPLE_EVENT).text
+
+
+def test_cancelled_events_are_marked_not_removed(example_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_into(example_project, out, datetime(2019, 2, 1, tzinfo=UTC))
+    html = page(out, CANCELLED_EVENT)
+    assert "Cancelled: This event has been cancelled." in html.text
+    assert html.find("article", class_="event-page is-cancelled")
+    assert not any("calendar.google.com" in h for h in html.hrefs()), "no add-to-calendar"
+    index = (out / "index.html").read_text(encoding="utf-8")
+    item = index[index.index('class="event is-cancelled"') :]
+    assert item.index("2019-02-15-housing-first") < item.index("Cancelled</span>") < 400
+
+
+def test_json_ld_describes_the_event(example_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_into(example_project, out, NOW)
+    data = json_ld(page(out, CANCELLED_EVENT))
+    assert data["@type"] == "Event"
+    assert data["eventStatus"] == "https://schema.org/EventCancelled"
+    assert data["startDate"] == "2019-02-15T12:00:00-05:00"
+    assert data["eventAttendanceMode"] == "https://schema.org/MixedEventAttendanceMode"
+    assert data["location"][0]["name"].startswith("5136 Student Resource Centre")
+    assert data["location"][1] == {
+        "@type": "VirtualLocation",
+        "url": "https://stream.example.org/sppa",
+    }
+    assert [p["name"] for p in data["performer"]] == ["Amélie Gagnon", "Sam Okafor"]
+    assert data["performer"][1]["affiliation"]["name"] == "City of Ottawa"
+    confirmed = json_ld(page(out, EXAMPLE_EVENT))
+    assert confirmed["eventStatus"] == "https://schema.org/EventScheduled"
+    assert confirmed["location"]["@type"] == "Place"
+
+
+def json_ld(html: Page) -> dict[str, object]:
+    (found,) = [text for attrs, text in html.scripts if attrs.get("type") == "application/ld+json"]
+    data = json.loads(found)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_text_that_looks_like_html_stays_text_everywhere(
+    site_project: Path, tmp_path: Path
+) -> None:
+    """Every text field of the tricky project holds markup or script: none may run."""
+    out = tmp_path / "out"
+    build_into(site_project, out, EARLY)
+    for path in sorted(out.rglob("*.html")):
+        html = page(out, str(path.relative_to(out)))
+        assert_nothing_injected(html, str(path))
+    regles = page(out, "seminaire/2027-03-02-regles/index.html")
+    for text in (
+        "Règles <b>gras</b> & \"guillemets\" <script>alert('title')</script>",
+        "Zoé Lefèvre <img src=x onerror=alert('speaker')>",
+        "Université d'Évry & CNRS <i>Paris-Saclay</i>",
+        "Économiste. <script>alert('bio')</script>",
+        "Salle « 2 » </script><script>alert('location')</script>",
+        "<script>alert('abstract')</script> <img src=x onerror=alert('img')>",
+        "<a href=\"javascript:alert('raw-link')\">lien brut</a>",
+        "Talks <b>&amp;</b> \"Events\" </title><script>alert('site')</script>",
+        "Séminaire « Économie & Société » <script>alert('series')</script>",
+    ):
+        assert text in regles.text, text
+    assert json_ld(regles)["name"] == (
+        "Règles <b>gras</b> & \"guillemets\" <script>alert('title')</script>"
+    )
+    cancelled = page(out, "seminaire/2027-03-09-annule/index.html")
+    assert "Annulé ? Non : « Ça » ]]> --> </script><!-- fin" in cancelled.text
+    english = page(out, "evening-talks/2027-05-06-talk/index.html")
+    assert "{{ 7*7 }} and {% raw %}" in english.text
+
+
+def assert_nothing_injected(html: Page, where: str) -> None:
+    scripts = [(a, t) for a, t in html.scripts]
+    assert len(scripts) in (1, 2), where
+    for attrs, text in scripts:
+        if attrs.get("type") == "application/ld+json":
+            assert "<" not in text and json.loads(text), where
+        else:
+            assert attrs == {} and text in SCRIPT, where
+    for tag, attrs in html.elements:
+        assert tag not in ("img", "iframe", "object", "embed", "svg", "form"), (where, tag)
+        assert not [a for a in attrs if a.startswith("on")], (where, tag, attrs)
+        for name in ("href", "src", "action"):
+            value = attrs.get(name, "").strip().lower()
+            assert not value.startswith(("javascript:", "data:text", "vbscript:")), (where, value)
+
+
+def test_markdown_is_rendered_and_sanitised(site_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_into(site_project, out, EARLY)
+    html = (out / "seminaire/2027-03-02-regles/index.html").read_text(encoding="utf-8")
+    assert "<em>emphase</em>" in html
+    assert '<a href="https://example.org/zoe" rel="noopener nofollow">sa page</a>' in html
+    assert "<code>&lt;/script&gt;</code>" in html
+
+
+def test_pages_take_the_language_of_their_series(site_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_into(site_project, out, EARLY)
+    assert page(out, "seminaire/index.html").find("html", lang="fr")
+    assert page(out, "evening-talks/2027-05-06-talk/index.html").find("html", lang="en")
+    index = page(out, "index.html")
+    assert index.find("html", lang="fr"), "the site's language"
+    assert index.find("li", lang="en"), "an English series named in a French page"
+    assert "mardi 2 mars 2027" in page(out, "seminaire/2027-03-02-regles/index.html").text
+    assert "Événements à venir" in page(out, "seminaire/index.html").text
+
+
+def test_pages_make_no_external_requests(site_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_into(site_project, out, EARLY)
+    for path in sorted(out.rglob("*.html")):
+        html = page(out, str(path.relative_to(out)))
+        loads = [a.get("src", "") for t, a in html.elements if t in ("script", "img")]
+        loads += [
+            a["href"]
+            for t, a in html.elements
+            if t == "link" and a["rel"] in ("stylesheet", "icon")
+        ]
+        assert all(not urlsplit(u).scheme or u == "data:," for u in loads), (path, loads)
+        assert len(html.find("link", rel="stylesheet")) == 1
+        assert html.find("meta", name="viewport")
+
+
+def test_internal_links_resolve(example_project: Path, site_project: Path, tmp_path: Path) -> None:
+    for project in (example_project, site_project):
+        out = tmp_path / "out" / project.name
+        build_into(project, out, NOW)
+        for path in sorted(out.rglob("*.html")):
+            relative = str(path.relative_to(out))
+            html = page(out, relative)
+            links = html.hrefs() + [a["href"] for t, a in html.elements if t == "link"]
+            for href in links:
+                if urlsplit(href).scheme:
+                    continue
+                target = posixpath.normpath(posixpath.join(posixpath.dirname(relative), href))
+                resolved = out / target / "index.html" if href.endswith("/") else out / target
+                assert resolved.is_file(), f"{relative}: {href}"
+
+
+def test_occurrences_have_pages_of_their_own(site_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_into(site_project, out, EARLY)
+    cancelled = page(out, "seminaire/atelier/2027-03-12/index.html")
+    assert "Annulé : Cet événement a été annulé." in cancelled.text
+    moved = page(out, "seminaire/atelier/2027-03-19/index.html")
+    assert "Salle 14" in moved.text
+    assert "../event.ics" in moved.hrefs(), "the recurring event's calendar file"
+    assert "../" in moved.hrefs(), "a way back to every date"
+    dates = page(out, "seminaire/atelier/index.html")
+    assert [h for h in dates.hrefs() if h.startswith("2027-")] == [
+        "2027-03-05/",
+        "2027-03-12/",
+        "2027-03-19/",
+        "2027-03-26/",
+    ]
+    assert "event.ics" in dates.hrefs()
+
+
+def test_tag_pages_link_calendars_only_where_they_exist(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project(
+        {
+            "series/talks/series.yaml": "title: Talks\ntimezone: UTC\n",
+            "series/talks/events/old.yaml": "title: Old\nstart: 2020-01-01 12:00\ntags: [old]\n",
+            "series/talks/events/new.yaml": "title: New\nstart: 2026-12-01 12:00\ntags: [new]\n",
+        }
+    )
+    out = tmp_path / "out"
+    build_into(project, out, NOW)
+    for tag, exists in (("old", False), ("new", True)):
+        assert (out / f"tags/{tag}/calendar.ics").is_file() == exists
+        hrefs = page(out, f"tags/{tag}/index.html").hrefs()
+        assert any(h.endswith(f"tags/{tag}/calendar.ics") for h in hrefs) == exists
+        assert {"feed.atom", "feed.rss"} <= set(hrefs)
+
+
+def test_templates_are_overridden_file_by_file(site_project: Path, tmp_path: Path) -> None:
+    site_wide = site_project / "templates/site/event.html"
+    site_wide.parent.mkdir(parents=True)
+    site_wide.write_text(
+        '{% extends "site/base.html" %}{% block main %}SITE {{ event.title }}{% endblock %}'
+    )
+    one_series = site_project / "series/evening-talks/templates/site/event.html"
+    one_series.parent.mkdir(parents=True)
+    one_series.write_text("SERIES {{ event.title }}")
+    out = tmp_path / "out"
+    build_into(site_project, out, EARLY)
+    french = (out / "seminaire/2027-03-09-annule/index.html").read_text(encoding="utf-8")
+    assert "SITE Annulé ? Non : « Ça » ]]&gt; --&gt; &lt;/script&gt;&lt;!-- fin" in french
+    assert '<link rel="stylesheet" href="../../style.css">' in french, "the package's base"
+    english = (out / "evening-talks/2027-05-06-talk/index.html").read_text(encoding="utf-8")
+    assert english.startswith("SERIES Verticaltab") or english.startswith("SERIES Vertical\vtab")
+    assert "Événements à venir" in (out / "seminaire/index.html").read_text(encoding="utf-8")
+
+
+def test_pages_are_byte_identical_for_the_same_input(site_project: Path, tmp_path: Path) -> None:
+    build_into(site_project, tmp_path / "1", EARLY)
+    build_into(site_project, tmp_path / "2", EARLY)
+    first = sorted(p.relative_to(tmp_path / "1") for p in (tmp_path / "1").rglob("*.html"))
+    assert first
+    for relative in first:
+        assert (tmp_path / "1" / relative).read_bytes() == (tmp_path / "2" / relative).read_bytes()
