@@ -185,7 +185,7 @@ class SmtpTransport:
         try:
             await client.connect()
             if credentials is not None:
-                await client.login(*credentials)
+                await _log_in(client, *credentials)
             if client.is_ehlo_or_helo_needed:  # extensions as offered over TLS
                 await client.ehlo()
         except Exception as exc:
@@ -218,6 +218,23 @@ class SmtpTransport:
         if credentials is not None:
             problem.args = tuple(_redact(str(arg), credentials[1]) for arg in problem.args)
         return problem
+
+
+async def _log_in(client: SMTP, username: str, password: str) -> None:
+    """AUTH once, with the best mechanism both sides know.
+
+    ``SMTP.login`` would try every mechanism after a 535, turning one wrong
+    password into several failed logins (and maybe a lockout).
+    """
+    if client.is_ehlo_or_helo_needed:
+        await client.ehlo()
+    methods = client.supported_auth_methods
+    if not methods:
+        raise SMTPException("the server offers no AUTH mechanism announcer can use (PLAIN, LOGIN)")
+    mechanisms = {
+        "cram-md5": client.auth_crammd5, "plain": client.auth_plain, "login": client.auth_login,
+    }
+    await mechanisms[methods[0]](username, password)
 
 
 def _fatal_connect_problem(exc: Exception, where: str, settings: SmtpSettings) -> Exception | None:
@@ -283,6 +300,10 @@ class _Unavailable(Exception):
 
 class _Unreachable(Exception):
     """A worker gave up reaching the server after ``max_retry_time``."""
+
+
+class _Stopped(Exception):
+    """The run stopped while this worker waited to connect."""
 
 
 class _Refusal(Exception):
@@ -383,6 +404,8 @@ class _Pool:
         self._limiter = _RateLimiter(self._settings.rate_limit)
         self._workers = min(self._settings.pool_size, len(run.messages))
         self._alive = self._workers
+        self._proven = False  # has any connection worked yet?
+        self._first = asyncio.Lock()
         self._stopped_by: DeliveryStopped | None = None
         self._unreachable: str | None = None
 
@@ -412,11 +435,13 @@ class _Pool:
         except DeliveryStopped as exc:
             self._stopped_by = self._stopped_by or exc
             self._schedule.stop()
-        except _Unreachable as exc:
+        except _Unreachable as exc:  # after a first success, the others may still get through
             self._alive -= 1
-            if not self._alive:
+            if not self._alive or not self._proven:
                 self._unreachable = str(exc)
                 self._schedule.stop()
+        except _Stopped:
+            pass
         except BaseException:
             self._schedule.stop()
             raise
@@ -441,6 +466,20 @@ class _Pool:
         return None
 
     async def _connect(self) -> SMTP:
+        """Connect; until one connection has worked, workers try one at a time.
+
+        So a wrong password is offered once, not once per worker.
+        """
+        if self._proven:
+            return await self._connect_retrying()
+        async with self._first:
+            if self._schedule.stopped:
+                raise _Stopped
+            client = await self._connect_retrying()
+            self._proven = True
+            return client
+
+    async def _connect_retrying(self) -> SMTP:
         loop = asyncio.get_running_loop()
         started, failures = loop.time(), 0
         while True:
