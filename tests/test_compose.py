@@ -244,6 +244,14 @@ def test_the_mime_method_always_equals_the_calendar_method(make_project: MakePro
 # -- identity and threading ---------------------------------------------------------------------
 
 
+def test_the_same_message_is_the_same_bytes(make_project: MakeProject) -> None:
+    """A re-run after a crash must plan exactly what the first run planned."""
+    root = project(make_project, mailing=PEOPLE)
+    first = [m.message.as_bytes() for m in due_messages(root, ANNOUNCE_AT)]
+    assert first == [m.message.as_bytes() for m in due_messages(root, ANNOUNCE_AT)]
+    assert b"boundary=\"=_0_" in first[0]
+
+
 def test_message_ids_are_stable_and_distinct(make_project: MakeProject) -> None:
     root = project(make_project, mailing=PEOPLE)
     first = due_messages(root, ANNOUNCE_AT)

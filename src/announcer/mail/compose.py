@@ -187,6 +187,7 @@ class _Shared:
         )
         for part in message.iter_parts():
             _tidy(part)
+        _boundaries(message, str(message["Message-ID"]))
         return message
 
     def message_id(self, revision: str, target: _Target) -> str:
@@ -225,6 +226,16 @@ def _tidy(part: MIMEPart) -> None:
     if part.is_multipart():
         for child in part.iter_parts():
             _tidy(child)
+
+
+def _boundaries(message: MIMEPart, seed: str) -> None:
+    """Boundaries from the Message-ID, so the same message is the same bytes every time.
+
+    They begin with ``=_``, which quoted-printable and base64 bodies cannot contain.
+    """
+    digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:24]
+    for depth, part in enumerate(p for p in message.walk() if p.is_multipart()):
+        part.set_boundary(f"=_{depth}_{digest}")
 
 
 def unsubscribe_url(series: Series, person: Recipient | None) -> str:
