@@ -12,12 +12,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from announcer import __version__, pipeline
 from announcer.errors import AnnouncerError, ValidationFailed
+
+if TYPE_CHECKING:
+    from announcer.delivery.outbox import Progress, State
+    from announcer.mail.announce import AnnounceReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -135,6 +139,108 @@ def build(ctx: click.Context, out: Path | None, now: str | None) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
+class _Progress:
+    """Delivery progress: a bar on a terminal, one plain line per message otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.bar: Any = None  # click's ProgressBar, made once the total is known
+
+    def __call__(self, event: Progress) -> None:
+        if not self.tty:
+            if event.state != "retrying":
+                click.echo(f"{event.state:9} {event.key}")
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=event.total, label="sending", file=sys.stdout)
+            self.bar.__enter__()
+        self.bar.update(event.done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@main.command()
+@click.option("--now", metavar="TIME", help="Act as if it were TIME (ISO 8601): tests, backfills.")
+@click.option("--dry-run", is_flag=True, help="List and render what is due; send, record nothing.")
+@click.option("--series", multiple=True, metavar="SLUG", help="Only this series (repeatable).")
+@click.option(
+    "--event", "events", multiple=True, metavar="ID", help="Only this event (repeatable)."
+)
+@click.pass_context
+@_friendly
+def announce(
+    ctx: click.Context, now: str | None, dry_run: bool, series: tuple[str, ...],
+    events: tuple[str, ...],
+) -> None:
+    """Send the announcement, reminder, update and cancellation emails that are due.
+
+    Which emails are due follows each series' 'announce' rules and the ledger
+    (see docs/email.md); missed runs are caught up. Without 'smtp' settings the
+    messages are written as .eml files to the outbox folder. The ledger records
+    what was sent, so running again never sends twice: commit ledger.json.
+    Exits 1 when a message failed or could not be sent yet.
+    """
+    progress = _Progress()
+    try:
+        report = pipeline.announce(
+            _project(ctx), now=_parse_now(now), dry_run=dry_run, series=series, events=events,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for due in report.due:
+        copies = sum(1 for m in report.messages if m.due is due)
+        subject = next((str(m.message["Subject"]) for m in report.messages if m.due is due), "")
+        click.echo(f"{due.kind:12} {due.event.key} (revision {due.sequence}, "
+                   f"{copies} message{'s' if copies != 1 else ''}): {subject}")
+    if report.dry_run:
+        click.echo(f"dry run: {len(report.messages)} messages due; nothing sent or recorded")
+        return
+    _delivery_summary(report)
+    if not report.ok:
+        click.echo("some messages did not get out: see 'announcer outbox'", err=True)
+        sys.exit(1)
+
+
+def _delivery_summary(report: AnnounceReport) -> None:
+    if report.delivery is not None:
+        click.echo(f"{report.transport}: {report.delivery.describe()}")
+    for key in report.withdrawn:
+        click.echo(f"withdrawn (out of date): {key}")
+    if report.ledger_saved:
+        click.echo(f"ledger: {len(report.recorded)} sent recorded (commit ledger.json)")
+
+
+@main.command()
+@click.option(
+    "--state", "states", multiple=True,
+    type=click.Choice(["pending", "sending", "sent", "failed", "in_doubt"]),
+    help="Only messages in this state (repeatable).",
+)
+@click.pass_context
+@_friendly
+def outbox(ctx: click.Context, states: tuple[str, ...]) -> None:
+    """List what was sent, to whom and when, and what is pending, failed or in doubt."""
+    from announcer.mail.announce import outbox_status
+
+    wanted = [cast("State", state) for state in states] or None
+    summary, entries = outbox_status(_project(ctx), wanted)
+    for entry in entries:
+        when = entry.sent_at if entry.state == "sent" and entry.sent_at else entry.updated_at
+        click.echo(f"{entry.state:8} {when:%Y-%m-%d %H:%M}Z {entry.kind:12} {entry.event_key}"
+                   f" -> {', '.join(entry.recipients)}")
+        if entry.state != "sent" and entry.reply:
+            click.echo(f"         {entry.reply}")
+    click.echo(
+        f"{summary.sent} sent, {summary.pending} pending, {summary.failed} failed, "
+        f"{summary.in_doubt} in doubt" + (f", {summary.sending} sending" if summary.sending else "")
+    )
+
+
 # The organiser's commands (announcer.workflow), defined there and registered here.
 from announcer.workflow import commands as _workflow  # noqa: E402
 
@@ -143,3 +249,4 @@ main.add_command(_workflow.new)
 main.add_command(_workflow.schema)
 main.add_command(_workflow.diff)
 main.add_command(_workflow.serve)
+main.add_command(_workflow.import_ics)

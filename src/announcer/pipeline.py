@@ -1,4 +1,4 @@
-"""The library API the CLI and the tests call: load, check, build.
+"""The library API the CLI and the tests call: load, check, build, announce.
 
     load_site  ->  advance the ledger  ->  adapters render  ->  publish + save ledger
 
@@ -11,10 +11,11 @@ behind and the next build records the same change again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from announcer import ledger as ledgers
 from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile, select
@@ -22,6 +23,10 @@ from announcer.delivery.files import WriteReport, publish
 from announcer.errors import ConfigError
 from announcer.load import load_site
 from announcer.model import Site
+
+if TYPE_CHECKING:
+    from announcer.delivery.outbox import ProgressCallback
+    from announcer.mail.announce import AnnounceReport
 
 
 @dataclass
@@ -75,3 +80,20 @@ def render(context: BuildContext, adapters: list[OutputAdapter]) -> Iterator[Out
     """Every file of every adapter, one at a time."""
     for adapter in adapters:
         yield from adapter.files(context)
+
+
+def announce(
+    project: Path,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    series: Iterable[str] = (),
+    events: Iterable[str] = (),
+    progress: ProgressCallback | None = None,
+) -> AnnounceReport:
+    """Send the emails due now (see :mod:`announcer.mail.announce` for the guarantees)."""
+    from announcer.mail.announce import announce as run  # mail and SMTP load only when used
+    from announcer.mail.schedule import Scope
+
+    scope = Scope(frozenset(series), frozenset(events))
+    return run(project, now=now, dry_run=dry_run, scope=scope, progress=progress)
