@@ -245,6 +245,21 @@ def test_a_durable_change_is_on_disk_when_it_returns_and_later_ones_wait(tmp_pat
         asyncio.run(run())
 
 
+def test_a_change_that_cannot_be_committed_is_never_dropped_silently(tmp_path: Path) -> None:
+    with Outbox.open(tmp_path) as outbox:
+        outbox.plan([planned(1)])
+
+        async def run() -> None:
+            journal = Journal(outbox)
+            journal.later(Transition(planned(1).key, "sent"))  # never was sending: a bug
+            with pytest.raises(OutboxError, match="cannot become sent"):
+                await journal.flush()
+            with pytest.raises(OutboxError, match="cannot become sent"):
+                await journal.flush()  # and every flush after says so
+
+        asyncio.run(run())
+
+
 def test_list_and_summary_say_what_went_where_and_when(tmp_path: Path) -> None:
     items = [planned(n) for n in range(1, 4)]
     seen: list[Progress] = []

@@ -591,12 +591,12 @@ def _read_pid(fd: int) -> int | None:
 class Journal:
     """Writes state changes to the outbox in group commits, off the event loop.
 
-    Every change waiting when a commit starts goes into that transaction, so
+    Every change queued when a commit starts goes into that transaction, so
     concurrent workers share one fsync. ``durable`` returns only once its change
     is on disk (the ``sending`` mark before DATA); ``later`` changes (``sent``,
-    written after the server's reply) ride along with the next commit. A crash
-    before that commit leaves the message ``sending``, hence in doubt: never
-    wrongly sent, never lost.
+    after the server's reply) go into the next commit without anyone waiting. A
+    crash before it leaves the message ``sending``, hence in doubt: never wrongly
+    sent, never lost.
     """
 
     def __init__(self, outbox: Outbox) -> None:
@@ -604,9 +604,11 @@ class Journal:
         self._queued: builtins.list[Transition] = []
         self._waiters: builtins.list[asyncio.Future[None]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None  # a failed commit fails every later flush
 
     def later(self, change: Transition) -> None:
         self._queued.append(change)
+        self._start()
 
     async def durable(self, change: Transition) -> None:
         self._queued.append(change)
@@ -614,22 +616,29 @@ class Journal:
 
     async def flush(self) -> None:
         """Wait until every change queued so far is committed."""
+        if self._failure is not None:
+            raise self._failure
         if not self._queued and self._writer is None:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._start()
+        await waiter
+
+    def _start(self) -> None:
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
-        await waiter
 
     async def _write(self) -> None:
         try:
-            while self._waiters:
+            while self._queued or self._waiters:
+                await asyncio.sleep(0)  # changes made in the same step join this commit
                 batch, self._queued = self._queued, []
                 waiters, self._waiters = self._waiters, []
                 try:
                     await asyncio.to_thread(self._outbox.record, batch)
                 except Exception as exc:  # every waiter must learn of it
+                    self._failure = self._failure or exc
                     _settle(waiters, exc)
                 else:
                     _settle(waiters, None)
