@@ -186,7 +186,10 @@ def test_the_file_transport_settles_its_own_doubts_from_the_files(tmp_path: Path
         for item in (written, missing):
             interrupt(outbox, item.key, f"file {transport.path_for(outbox, item.key)}")
         transport.path_for(outbox, written.key).write_bytes(written.raw)
+        leftover = tmp_path / f".{safe_name(missing.key)}.eml.4242.tmp"
+        leftover.write_bytes(missing.raw[:10])  # a write the dead run never finished
         report = deliver_pending(outbox, transport)
+        assert not leftover.exists()
         assert report.reconciled == [written.key, missing.key]
         assert report.sent == [missing.key] and report.in_doubt == []
         assert outbox.get(written.key).attempts == 1  # not written a second time

@@ -876,8 +876,11 @@ class FileTransport:
     def reconcile(self, outbox: Outbox) -> builtins.list[str]:
         """A written file is proof: in-doubt files that exist intact are sent, missing ones pending.
 
-        ``os.replace`` is atomic, so a file is either complete or absent.
+        ``os.replace`` is atomic, so a file is either complete or absent; the
+        temporary files a killed run left are removed (the run lock is held).
         """
+        for stale in (self.folder or outbox.folder).glob(".*.eml.*.tmp"):
+            stale.unlink(missing_ok=True)
         settled = []
         for entry in outbox.list(["in_doubt"]):
             if not entry.via or not entry.via.startswith("file "):
