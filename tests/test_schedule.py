@@ -489,7 +489,8 @@ def test_after_every_run_the_list_knows_the_current_revision(
             if event.cancelled:
                 assert schedule.cancellation_told(heard), "a cancellation was not sent"
             else:
-                assert schedule.last_sequence(heard) == ledger.revision(event).sequence
+                told = schedule.last_told(heard)
+                assert not ledgers.changed_since(told, ledger.revision(event)), "an update was missed"
         if not event.cancelled or not heard:
             assert "cancellation" not in {d.kind for d in due}
     assert len(names) == len(set(names)), "a message was sent twice"
@@ -506,3 +507,17 @@ def test_ledger_round_trip_keeps_the_schedule(tmp_path: Path) -> None:
         ledgers.save(ledger, path)
         sent.extend(d.kind for d in due)
     assert sent == ["announcement", "reminder"]
+
+
+def test_a_new_title_alone_sends_no_update_but_a_new_room_does() -> None:
+    event = talk(FRIDAY)
+    site = site_with(event)
+    first = local(FRIDAY - timedelta(days=7), 9)
+    ledger, due = run(site, Ledger(), first)
+    assert [d.kind for d in due] == ["announcement"]
+    renamed = dataclasses.replace(event, title="A better title")
+    ledger, due = run(site_with(renamed), ledger, first + timedelta(hours=1))
+    assert due == [] and ledger.revision(renamed).sequence == 1
+    moved = dataclasses.replace(renamed, location="Room 2200")
+    ledger, due = run(site_with(moved), ledger, first + timedelta(hours=2))
+    assert [d.kind for d in due] == ["update"] and due[0].event.title == "A better title"

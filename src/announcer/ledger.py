@@ -31,14 +31,21 @@ from announcer.recurrence import expand
 
 FORMAT = 1
 MATERIAL = ("title", "start", "end", "timezone", "location", "online_url", "status", "repeat")
+# What makes attendees change their plans: an email update goes out for these.
+WHEN_AND_WHERE = ("start", "end", "timezone", "location", "online_url", "status", "repeat")
 
 
 @dataclass(frozen=True)
 class Sent:
-    """An email of one kind that went out for one revision of an event."""
+    """An email of one kind that went out for one revision of an event.
+
+    ``state`` is the snapshot the list was told about, so an update goes out
+    when the time, place or status differs from it, not for a new title alone.
+    """
 
     sequence: int
     at: datetime
+    state: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,8 @@ def advance(ledger: Ledger, events: Iterable[Event], now: datetime) -> tuple[Led
 def record_sent(ledger: Ledger, key: str, kind: str, sequence: int, at: datetime) -> Ledger:
     """The ledger after an email of ``kind`` went out for revision ``sequence``."""
     entry = ledger.entries[key]
-    announced = {**entry.announced, kind: Sent(sequence, at)}
+    told = dict(entry.state) if sequence == entry.sequence else {}
+    announced = {**entry.announced, kind: Sent(sequence, at, told)}
     return Ledger({**ledger.entries, key: replace(entry, announced=announced)})
 
 
@@ -152,7 +160,7 @@ def load(path: Path) -> Ledger:
 
 def _revision(raw: dict[str, Any]) -> Revision:
     announced = {
-        kind: Sent(int(s["sequence"]), _time(s["at"]))
+        kind: Sent(int(s["sequence"]), _time(s["at"]), dict(s.get("state", {})))
         for kind, s in raw.get("announced", {}).items()
     }
     return Revision(
@@ -175,6 +183,20 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _sent(sent: Sent) -> dict[str, Any]:
+    told = {"state": dict(sent.state)} if sent.state else {}
+    return {"sequence": sent.sequence, "at": _stamp(sent.at), **told}
+
+
+def changed_since(told: Sent, revision: Revision) -> bool:
+    """Whether attendees must hear again: time, place or status differ from what they were told."""
+    if told.sequence >= revision.sequence:
+        return False
+    if not told.state:  # recorded before snapshots were kept: trust SEQUENCE
+        return True
+    return any(told.state.get(k) != revision.state.get(k) for k in WHEN_AND_WHERE)
+
+
 def dumps(ledger: Ledger) -> str:
     """Stable JSON: sorted keys, one field per line, so git diffs read well."""
     events = {}
@@ -186,12 +208,7 @@ def dumps(ledger: Ledger) -> str:
             "modified": _stamp(entry.modified),
             "state": dict(entry.state),
             **(
-                {
-                    "announced": {
-                        k: {"sequence": s.sequence, "at": _stamp(s.at)}
-                        for k, s in sorted(entry.announced.items())
-                    }
-                }
+                {"announced": {k: _sent(s) for k, s in sorted(entry.announced.items())}}
                 if entry.announced
                 else {}
             ),

@@ -12,9 +12,9 @@ docs/email.md):
 * The announcement is the first message about an event; a reminder follows each
   reminder rule. Everything open for one event in one run becomes one message
   (an announcement and a reminder together: the announcement).
-* Once the list has heard of an event, a rise of its ledger SEQUENCE (what calendar
-  apps update on: title, time, place, status) sends an update, and cancelling it
-  sends a cancellation, once.
+* Once the list has heard of an event, a change of its time, place or status
+  from what the list was told sends an update (a new title alone does not, though
+  calendar apps get it), and cancelling it sends a cancellation, once.
 
 Only occurrences are scheduled for a recurring event: each is an event of its own.
 """
@@ -153,7 +153,7 @@ def due_for(event: Event, series: Series, revision: Revision, now: datetime) -> 
     kinds: list[Kind] = []
     if not sent and announcement_open(event, series, now):
         kinds.append("announcement")
-    if sent and last_sequence(sent) < revision.sequence:
+    if sent and ledgers.changed_since(last_told(sent), revision):
         kinds.append("update")
     reminders = open_reminders(event, series, sent.get("reminder"), now)
     if reminders:
@@ -198,6 +198,11 @@ def opens(event: Event, series: Series, days_before: int) -> datetime:
     if isinstance(first, datetime):
         first = first.astimezone(zone).date()
     return datetime.combine(first - timedelta(days=days_before), time(), tzinfo=zone)
+
+
+def last_told(sent: Mapping[str, Sent]) -> Sent:
+    """The message of the latest revision the list heard about."""
+    return max(sent.values(), key=lambda s: (s.sequence, s.at))
 
 
 def last_sequence(sent: Mapping[str, Sent]) -> int:
@@ -249,4 +254,3 @@ def _state_start(state: Mapping[str, str]) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=ZoneInfo(state["timezone"]))
     return moment
-
