@@ -20,7 +20,7 @@ import click
 
 from announcer.errors import AnnouncerError, ValidationFailed
 from announcer.workflow import diff as changes
-from announcer.workflow import diffview, scaffold
+from announcer.workflow import diffview, importer, scaffold
 from announcer.workflow import schema as schemas
 from announcer.workflow import serve as live
 
@@ -196,3 +196,31 @@ def serve(ctx: click.Context, /, port: int) -> None:
         click.echo("stopped")
     finally:
         preview.stop()
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--series", required=True, help="The series to add the events to (made if new).")
+@click.option("--timezone", help="Timezone of a new series [default: the calendar's].")
+@click.pass_context
+@friendly
+def import_ics(ctx: click.Context, /, file: Path, series: str, timezone: str | None) -> None:
+    """Turn an exported calendar (.ics from Google, Outlook, Indico...) into event files.
+
+    Each event keeps its UID, so subscribers of the old calendar see no
+    duplicates. Events announcer cannot express (repeating forever, yearly...)
+    are skipped and listed; nothing existing is overwritten.
+    """
+    report = importer.import_calendar(project_of(ctx), file, series, timezone)
+    if report.created_series:
+        click.echo(f"created series/{series}/series.yaml")
+    for path in report.written:
+        click.echo(f"created {path}")
+    for what, why in report.skipped:
+        click.echo(f"skipped {what}: {why}", err=True)
+    for what, count in sorted(report.ignored.items()):
+        click.echo(f"not imported: {what}, in {count} event{'s' if count != 1 else ''}", err=True)
+    click.echo(
+        f"imported {len(report.written)} event{'s' if len(report.written) != 1 else ''} "
+        f"into {series}; {len(report.skipped)} skipped. Run 'announcer check', then commit."
+    )
