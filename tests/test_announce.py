@@ -120,7 +120,8 @@ def test_without_smtp_each_message_is_an_eml_file(make_project: MakeProject) -> 
         recipients.update(a.addr_spec for a in message["To"].addresses)
         assert str(message["Subject"]).startswith("Open data in cities")
     assert recipients == set(ADDRESSES)
-    assert announced(root)["seminars/talk"]["announcement"] == {"at": "2026-11-27T14:00:00Z", "sequence": 0}
+    told = announced(root)["seminars/talk"]["announcement"]
+    assert (told["at"], told["sequence"], told["state"]["location"]) == ("2026-11-27T14:00:00Z", 0, "Room 2200")
 
 
 def test_a_rerun_sends_nothing_again(make_project: MakeProject) -> None:
