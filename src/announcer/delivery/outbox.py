@@ -1,15 +1,17 @@
 """The outbox: a durable record of every planned email and of what became of it.
 
 Email cannot be taken back, so each message is written down (SQLite, WAL,
-``synchronous=FULL``) before anything is sent, marked ``sending`` durably right
-before the SMTP DATA command, and marked ``sent`` only after the server's reply
+``synchronous=FULL``) before anything is sent, marked ``sending`` on disk before
+the SMTP DATA command goes out, and marked ``sent`` only after the server's reply
 accepted it::
 
-    pending -> sending -> sent | failed | in_doubt     (sending -> pending on a 4xx)
+    pending -> sending -> sent | failed | in_doubt
+    (sending -> pending when a reply says nothing was taken, e.g. a 4xx)
 
-A run that dies between DATA and the reply leaves ``sending`` rows. The next run
-turns them into ``in_doubt`` and reports them: re-sending could duplicate the
-mail, dropping it could lose it, so an operator decides with :meth:`Outbox.resolve`.
+A run that dies after the mark and before the reply leaves ``sending`` rows. The
+next run turns them into ``in_doubt`` and reports them: re-sending could
+duplicate the mail, dropping it could lose it, so an operator decides with
+:meth:`Outbox.resolve`. (At most one message per connection can be caught so.)
 
 Only one run at a time may send: :meth:`Outbox.lock` takes an ``flock`` on a file
 beside the database, which the kernel releases if the process dies.
