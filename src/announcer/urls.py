@@ -6,7 +6,6 @@ than building paths of its own, so they cannot drift apart.
 
 from __future__ import annotations
 
-import posixpath
 from urllib.parse import urljoin
 
 from announcer.model import Event, Series, Site
@@ -80,8 +79,13 @@ def relative(page: str, target: str) -> str:
 
     Pages link to each other relatively, so the site works wherever it is served
     (a preview server, a sub-folder); ``index.html`` is dropped as in :func:`absolute`.
+    Both are output paths as this module makes them: relative, '/'-separated, no '..'.
     """
-    link = posixpath.relpath(target, posixpath.dirname(page) or ".")
+    here, there = page.split("/")[:-1], target.split("/")
+    common = 0
+    while common < min(len(here), len(there) - 1) and here[common] == there[common]:
+        common += 1
+    link = "/".join([".."] * (len(here) - common) + there[common:])
     if link == "index.html" or link.endswith("/index.html"):
         return link[: -len("index.html")] or "./"
     return link

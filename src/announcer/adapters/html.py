@@ -26,7 +26,7 @@ from announcer.adapters.ics import _last_end
 from announcer.i18n import labels
 from announcer.model import Event, Series
 from announcer.recurrence import expand
-from announcer.templating import environment
+from announcer.templating import environment, when
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -41,6 +41,7 @@ class Card:
     past: bool
     starts: str  # ISO 8601 with offset, for <time datetime>
     ends: str  # UTC instant, for the script that marks past events
+    when: str  # the date and time in words, worked out once for every listing that shows it
 
     @property
     def lang(self) -> str:
@@ -74,13 +75,15 @@ class _Pages:
 
     def card(self, event: Event) -> Card:
         if event.key not in self.cards:
+            series = self.series[event.series]
             self.cards[event.key] = Card(
                 event=event,
-                series=self.series[event.series],
+                series=series,
                 page=urls.event_page(event),
                 past=listing.is_past(event, self.context.now),
                 starts=event.start.isoformat(),
                 ends=listing.utc_stamp(event.finishes),
+                when=when(event, series.language),
             )
         return self.cards[event.key]
 
