@@ -7,15 +7,13 @@ or ``-p tests.conftest_smtp`` on the command line.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trustme
 
-from tests.smtp_server import SmtpServer
-
-StartServer = Callable[..., SmtpServer]
+from tests.smtp_server import SmtpServer, StartServer
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 Mode = Literal["plain", "starttls", "tls"]
+StartServer = Callable[..., "SmtpServer"]  # the start_smtp_server fixture
 HOST = "127.0.0.1"
 
 

@@ -307,19 +307,18 @@ def test_a_second_run_is_refused_while_one_holds_the_lock(tmp_path: Path) -> Non
 
 def test_the_lock_dies_with_its_process(tmp_path: Path) -> None:
     Outbox.open(tmp_path).close()
-    holder = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(tmp_path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
-        with Outbox.open(tmp_path) as outbox:
-            with pytest.raises(OutboxLockedError, match=f"pid {holder.pid}\\)"), outbox.lock():
-                pass
-            holder.send_signal(signal.SIGKILL)
-            holder.wait(10)
-            with outbox.lock():
-                assert outbox.locked
-    finally:
-        holder.kill()
-        holder.wait()
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+            with Outbox.open(tmp_path) as outbox:
+                with pytest.raises(OutboxLockedError, match=f"pid {holder.pid}\\)"), outbox.lock():
+                    pass
+                holder.send_signal(signal.SIGKILL)
+                holder.wait(10)
+                with outbox.lock():
+                    assert outbox.locked
+        finally:
+            holder.kill()

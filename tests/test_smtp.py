@@ -41,8 +41,9 @@ from announcer.delivery.smtp import (
     SmtpTlsError,
     SmtpTransport,
 )
-from tests.conftest_smtp import StartServer
-from tests.smtp_server import SmtpServer, sample_message
+from tests.smtp_server import SmtpServer, StartServer, sample_message
+
+pytest_plugins = ["tests.conftest_smtp"]  # the SMTP server fixtures
 
 USER, PASSWORD = "announcer-test", "correct horse battery staple"
 ENV = {"ANNOUNCER_SMTP_USER": USER, "ANNOUNCER_SMTP_PASSWORD": PASSWORD}
