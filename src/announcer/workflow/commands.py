@@ -9,6 +9,7 @@ and exit 1.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -188,14 +189,19 @@ def serve(ctx: click.Context, /, port: int) -> None:
         preview = live.Preview(project_of(ctx), port=port, log=click.echo)
     except OSError as exc:
         raise AnnouncerError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-    url = preview.start()
-    click.echo(f"Preview at {url} - edit and save any file to rebuild; Ctrl-C to stop.")
     try:
+        url = preview.start()
+        click.echo(f"Preview at {url} - edit and save any file to rebuild; Ctrl-C to stop.")
+        signal.signal(signal.SIGTERM, _interrupted)  # a plain kill cleans up too
         preview.wait()
     except KeyboardInterrupt:
         click.echo("stopped")
     finally:
         preview.stop()
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command("import")

@@ -95,14 +95,14 @@ class Preview:
         self, project: Path, port: int = 8000, interval: float = 0.5, log: Log = print
     ) -> None:
         self.project, self.interval, self.log = project, interval, log
+        self.server = ThreadingHTTPServer((HOST, port), _handler(self))  # OSError: port taken
+        self.url = f"http://{HOST}:{self.server.server_port}/"
         self.folder = Path(tempfile.mkdtemp(prefix="announcer-serve-"))
         self.out = self.folder / "site"
         self.version = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._seen: Signature = ()
-        self.server = ThreadingHTTPServer((HOST, port), _handler(self))
-        self.url = f"http://{HOST}:{self.server.server_port}/"
         self._threads: list[threading.Thread] = []
 
     def start(self) -> str:
