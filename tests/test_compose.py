@@ -365,7 +365,7 @@ def hostile(make_project: MakeProject) -> Path:
         "title": HOSTILE_TITLE,
         "start": "2026-12-04 12:00",
         "location": '"><img src=x onerror=alert(1)> Room',
-        "online_url": 'https://example.org/stream?a=1&b="2"',
+        "online_url": "https://example.org/stream?a=1&b='2'&c=%3Cx%3E",
         "speakers": [{"name": "<b>Eve</b>\nBcc: x@example.com", "affiliation": "{{ config }}"}],
         "abstract": "<script>alert('abstract')</script>\n[click](javascript:alert(1)) {% raw %}\n",
     }
@@ -407,7 +407,7 @@ def test_event_text_is_escaped_in_html_and_never_run_as_a_template(
     assert "<b>Eve</b>" not in html and "&lt;b&gt;Eve&lt;/b&gt;" in html
     assert "javascript:" not in "".join(re.findall(r'href="([^"]*)"', html))
     assert "{% raw %}" in text and "{% raw %}" in html
-    assert 'href="https://example.org/stream?a=1&amp;b=&#34;2&#34;"' in html
+    assert 'href="https://example.org/stream?a=1&amp;b=&#39;2&#39;&amp;c=%3Cx%3E"' in html
 
 
 # -- languages and templates --------------------------------------------------------------------

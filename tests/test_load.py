@@ -97,6 +97,10 @@ CASES = {
         tree("title: T\nstart: 2027-01-15 12:00\nurl: javascript:alert(1)\n"),
         "series/s/events/talk.yaml:3: 'url' is not a web address: 'javascript:alert(1)'",
     ),
+    "url with markup characters": (
+        tree('title: T\nstart: 2027-01-15 12:00\nonline_url: "https://x.org/a?b=\\"><script>"\n'),
+        "series/s/events/talk.yaml:3: 'online_url' is not a web address",
+    ),
     "duplicate key": (
         tree("title: T\nstart: 2027-01-15 12:00\ntitle: U\n"),
         "series/s/events/talk.yaml:3: 'title' is given twice in an event (keep one of them)",

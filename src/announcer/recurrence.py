@@ -88,3 +88,8 @@ def _shift(moment: datetime | date, day: date) -> datetime | date:
 
 def _day(moment: datetime | date) -> date:
     return moment.date() if isinstance(moment, datetime) else moment
+
+
+def last_finish(event: Event) -> datetime:
+    """When the event, or its last occurrence, is over."""
+    return max((o.finishes for o in expand(event)), default=event.finishes)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from markupsafe import Markup
 from announcer import urls
 from announcer.adapters import addto, jsonld, listing
 from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
-from announcer.adapters.ics import _last_end
+from announcer.adapters.ics import in_window
 from announcer.i18n import labels
 from announcer.model import Event, Series
 from announcer.recurrence import expand
@@ -191,13 +190,8 @@ class _Pages:
         cached = self.context.cache.get("html.calendar_tags")
         if isinstance(cached, frozenset):
             return cached
-        days = self.site.calendar.past_days
-        cutoff = None if days is None else self.context.now - timedelta(days=days)
         found = frozenset(
-            tag
-            for event in self.site.events()
-            if cutoff is None or _last_end(event) >= cutoff
-            for tag in event.tags
+            tag for event in in_window(self.site, self.context.now) for tag in event.tags
         )
         self.context.cache["html.calendar_tags"] = found
         return found

@@ -22,7 +22,7 @@ from announcer import markup, urls
 from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
 from announcer.i18n import labels
 from announcer.model import Event, Repeat, Series, Site
-from announcer.recurrence import occurrence_dates
+from announcer.recurrence import last_finish
 
 PRODID = "-//announcer//announcer calendar//EN"
 UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Universal", "Zulu"})
@@ -36,10 +36,7 @@ class IcsAdapter(OutputAdapter):
     def files(self, context: BuildContext) -> Iterator[OutputFile]:
         writer = _Writer(context)
         site = context.site
-        cutoff = None
-        if site.calendar.past_days is not None:
-            cutoff = context.now - timedelta(days=site.calendar.past_days)
-        everything = [e for e in site.events() if cutoff is None or _last_end(e) >= cutoff]
+        everything = in_window(site, context.now)
         yield writer.calendar(urls.SITE_CALENDAR, site.title, _site_description(site), everything)
         for series in site.series:
             yield writer.calendar(
@@ -77,16 +74,14 @@ def _site_description(site: Site) -> str:
     return ", ".join(s.title for s in site.series)
 
 
-def _last_end(event: Event) -> datetime:
-    if event.repeat is None:
-        return event.finishes
-    last = occurrence_dates(event)[-1:] or [event.begins.date()]
-    span = event.finishes - event.begins
-    return (
-        datetime.combine(last[0], time(), tzinfo=ZoneInfo(event.timezone))
-        + span
-        + timedelta(days=1)
-    )
+def in_window(site: Site, now: datetime) -> list[Event]:
+    """The events the combined and tag calendars carry: those that ended at most
+    ``calendar.past_days`` ago (Google drops subscribed calendars near 1 MB)."""
+    days = site.calendar.past_days
+    if days is None:
+        return list(site.events())
+    cutoff = now - timedelta(days=days)
+    return [e for e in site.events() if last_finish(e) >= cutoff]
 
 
 class _Writer:
@@ -124,9 +119,7 @@ class _Writer:
             )
         return OutputFile(path, data)
 
-    def _header(
-        self, name: str, description: str, series: Series | None, method: str
-    ) -> bytes:
+    def _header(self, name: str, description: str, series: Series | None, method: str) -> bytes:
         cal = Calendar()
         cal.add("prodid", PRODID)
         cal.add("version", "2.0")
@@ -174,7 +167,7 @@ def _zone_spans(events: list[Event]) -> dict[str, tuple[int, int]]:
     for event in events:
         if event.all_day or event.timezone in UTC_NAMES:
             continue
-        first, last = event.begins.year, _last_end(event).year
+        first, last = event.begins.year, last_finish(event).year
         old = spans.get(event.timezone, (first, last))
         spans[event.timezone] = (min(old[0], first), max(old[1], last))
     return spans

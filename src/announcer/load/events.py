@@ -56,7 +56,7 @@ OCCURRENCE_KEYS = (
 SPEAKER_KEYS = ("name", "affiliation", "bio", "url")
 REPEAT_KEYS = ("every", "interval", "on", "until", "count", "except")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_URL = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
+_URL = re.compile(r"https?://[^\s/$.?#\"<>][^\s\"<>]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
