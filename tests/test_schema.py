@@ -223,6 +223,7 @@ INVALID_EVENTS = {
     "speaker-and-speakers": "title: x\nstart: 2027-03-05 12:00\nspeaker: A\nspeakers: [B]\n",
     "tag-not-slug": "title: x\nstart: 2027-03-05 12:00\ntags: [Public Policy]\n",
     "url-not-web": "title: x\nstart: 2027-03-05 12:00\nonline_url: example.org/stream\n",
+    "url-with-quote": "title: x\nstart: 2027-03-05 12:00\nurl: 'https://example.org/a\"b'\n",
     "repeat-no-end": "title: x\nstart: 2027-01-15 12:00\nrepeat: {every: week}\n",
     "repeat-fortnight": "title: x\nstart: 2027-01-15 12:00\nrepeat: {every: fortnight, count: 3}\n",
     "repeat-until-and-count": (
