@@ -10,48 +10,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from announcer import __version__, pipeline
-from announcer.errors import AnnouncerError, ValidationFailed
+from announcer.cli_support import friendly, project_of
 
 if TYPE_CHECKING:
     from announcer.delivery.outbox import Progress, State
     from announcer.mail.announce import AnnounceReport
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly(command: F) -> F:
-    """Print AnnouncerError as plain lines and exit 1; tracebacks only with --debug."""
-
-    @wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ValidationFailed as exc:
-            for diagnostic in exc.diagnostics:
-                click.echo(f"error: {diagnostic}", err=True)
-            count = len(exc.diagnostics)
-            click.echo(
-                f"{count} error{'s' if count != 1 else ''}; nothing was written or sent.", err=True
-            )
-            sys.exit(1)
-        except AnnouncerError as exc:
-            if click.get_current_context().find_root().params.get("debug"):
-                raise
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return run  # type: ignore[return-value]
-
-
-def _project(ctx: click.Context) -> Path:
-    return Path(ctx.find_root().params["project"])
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -91,14 +62,14 @@ def main(project: Path, debug: bool) -> None:
 
 @main.command()
 @click.pass_context
-@_friendly
+@friendly
 def check(ctx: click.Context) -> None:
     """Check every file and report every error at once.
 
     Each error is printed as FILE:LINE: what is wrong (what to do). Exits 1 if
     there is any error, 0 if the project is ready to build.
     """
-    site = pipeline.check(_project(ctx))
+    site = pipeline.check(project_of(ctx))
     events = sum(len(s.events) for s in site.series)
     click.echo(f"ok: {len(site.series)} series, {events} events, no errors")
 
@@ -114,7 +85,7 @@ def check(ctx: click.Context) -> None:
     "--now", metavar="TIME", help="Build as if it were TIME (ISO 8601); for tests and archives."
 )
 @click.pass_context
-@_friendly
+@friendly
 def build(ctx: click.Context, out: Path | None, now: str | None) -> None:
     """Write the calendars, feeds and pages.
 
@@ -123,7 +94,7 @@ def build(ctx: click.Context, out: Path | None, now: str | None) -> None:
     untouched. The ledger file (ledger.json) records each event's revision;
     commit it with your event files.
     """
-    result = pipeline.build(_project(ctx), out, now=_parse_now(now))
+    result = pipeline.build(project_of(ctx), out, now=_parse_now(now))
     report = result.report
     click.echo(
         f"built {result.output}: {len(report.written)} written, "
@@ -169,7 +140,7 @@ class _Progress:
     "--event", "events", multiple=True, metavar="ID", help="Only this event (repeatable)."
 )
 @click.pass_context
-@_friendly
+@friendly
 def announce(
     ctx: click.Context, now: str | None, dry_run: bool, series: tuple[str, ...],
     events: tuple[str, ...],
@@ -185,7 +156,7 @@ def announce(
     progress = _Progress()
     try:
         report = pipeline.announce(
-            _project(ctx), now=_parse_now(now), dry_run=dry_run, series=series, events=events,
+            project_of(ctx), now=_parse_now(now), dry_run=dry_run, series=series, events=events,
             progress=progress,
         )
     finally:
@@ -222,13 +193,13 @@ def _delivery_summary(report: AnnounceReport) -> None:
     help="Only messages in this state (repeatable).",
 )
 @click.pass_context
-@_friendly
+@friendly
 def outbox(ctx: click.Context, states: tuple[str, ...]) -> None:
     """List what was sent, to whom and when, and what is pending, failed or in doubt."""
     from announcer.mail.announce import outbox_status
 
     wanted = [cast("State", state) for state in states] or None
-    summary, entries = outbox_status(_project(ctx), wanted)
+    summary, entries = outbox_status(project_of(ctx), wanted)
     for entry in entries:
         when = entry.sent_at if entry.state == "sent" and entry.sent_at else entry.updated_at
         click.echo(f"{entry.state:8} {when:%Y-%m-%d %H:%M}Z {entry.kind:12} {entry.event_key}"

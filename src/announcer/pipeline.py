@@ -12,7 +12,7 @@ behind and the next build records the same change again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,9 +62,18 @@ def build(
     *,
     now: datetime | None = None,
     adapters: list[OutputAdapter] | None = None,
+    base_url: str | None = None,
+    save_ledger: bool = True,
 ) -> BuildResult:
-    """Build the output tree and update the ledger; see the module docstring."""
+    """Build the output tree and update the ledger; see the module docstring.
+
+    ``base_url`` replaces the site's (a preview served elsewhere); with
+    ``save_ledger=False`` the ledger advances in memory only, so a preview
+    never records a change that was not published.
+    """
     site = load_site(project)
+    if base_url is not None:
+        site = replace(site, base_url=base_url)
     target = output_dir(project, site, out)
     clock = now or ledgers.utc_now()
     ledger_path = project / site.ledger
@@ -72,7 +81,7 @@ def build(
     context = BuildContext(site=site, ledger=ledger, project=project, now=clock)
     chosen = adapters if adapters is not None else select(site.outputs)
     report = publish(render(context, chosen), target)
-    saved = ledgers.save(ledger, ledger_path)
+    saved = save_ledger and ledgers.save(ledger, ledger_path)
     return BuildResult(site, target, report, changes, context.warnings, saved)
 
 

@@ -11,50 +11,18 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from announcer.cli_support import friendly, project_of
 from announcer.errors import AnnouncerError, ValidationFailed
 from announcer.workflow import diff as changes
 from announcer.workflow import diffview, importer, scaffold
 from announcer.workflow import schema as schemas
 from announcer.workflow import serve as live
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly(command: F) -> F:
-    """Print AnnouncerError as plain lines and exit 1, as the core commands do.
-
-    Kept here rather than imported from announcer.cli, which imports this module.
-    """
-
-    @wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ValidationFailed as exc:
-            for diagnostic in exc.diagnostics:
-                click.echo(f"error: {diagnostic}", err=True)
-            count = len(exc.diagnostics)
-            click.echo(f"{count} error{'s' if count != 1 else ''}; nothing was changed.", err=True)
-            sys.exit(1)
-        except AnnouncerError as exc:
-            if click.get_current_context().find_root().params.get("debug"):
-                raise
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return run  # type: ignore[return-value]
-
-
-def project_of(ctx: click.Context) -> Path:
-    return Path(ctx.find_root().params.get("project") or ".")
 
 
 @click.command("init")

@@ -17,18 +17,13 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from announcer import ledger as ledgers
-from announcer.adapters.base import BuildContext, select
-from announcer.delivery.files import publish
+from announcer import pipeline
 from announcer.errors import AnnouncerError, ValidationFailed
-from announcer.load import load_site
 from announcer.load.project import CONFIG_FILE, SERIES_DIR
-from announcer.pipeline import render
 
 HOST = "127.0.0.1"
 VERSION_PATH = "/__announcer__/version"
@@ -53,13 +48,8 @@ def build_preview(project: Path, out: Path, base_url: str) -> tuple[int, list[st
 
     Returns the number of files and the adapters' warnings.
     """
-    site = replace(load_site(project), base_url=base_url)
-    now = ledgers.utc_now()
-    recorded = ledgers.load(project / site.ledger)
-    ledger, _ = ledgers.advance(recorded, ledgers.records(site), now)
-    context = BuildContext(site=site, ledger=ledger, project=project, now=now)
-    report = publish(render(context, select(site.outputs)), out)
-    return len(report.written) + len(report.unchanged), context.warnings
+    result = pipeline.build(project, out, base_url=base_url, save_ledger=False)
+    return len(result.report.written) + len(result.report.unchanged), result.warnings
 
 
 def signature(project: Path) -> Signature:
