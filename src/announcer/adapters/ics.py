@@ -130,8 +130,6 @@ class _Writer:
         if description:
             cal.add("description", vText(description))
             cal.add("x-wr-caldesc", vText(description))
-        if series is not None:
-            cal.add("x-wr-timezone", series.timezone)
         cal.add(
             "refresh-interval",
             vDuration(self.site.calendar.refresh),
