@@ -18,6 +18,7 @@ apt_wanted=(
     "nodejs       cmd:node"
     "npm          cmd:npm"
     "chromium     cmd:chromium"
+    "shellcheck   cmd:shellcheck"
     "fonts-dejavu-core file:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 )
 
