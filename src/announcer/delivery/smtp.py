@@ -189,7 +189,7 @@ class SmtpTransport:
             if client.is_ehlo_or_helo_needed:  # extensions as offered over TLS
                 await client.ehlo()
         except Exception as exc:
-            client.close()
+            _drop(client)
             raise self._connect_problem(exc, credentials) from None
         return client
 
@@ -462,7 +462,7 @@ class _Pool:
         self._schedule.finish(job)
         if keep:
             return client
-        client.close()
+        _drop(client)
         return None
 
     async def _connect(self) -> SMTP:
@@ -625,13 +625,21 @@ async def _reset(client: SMTP) -> bool:
     try:
         await client.rset()
     except _LOST_CONNECTION:
-        client.close()
+        _drop(client)
         return False
     return True
 
 
 async def _quit(client: SMTP, timeout: float) -> None:
-    try:
-        await client.quit(timeout=timeout)
-    except _LOST_CONNECTION:
-        client.close()
+    """Say goodbye, then drop the connection whatever the server answered."""
+    with contextlib.suppress(*_LOST_CONNECTION):
+        await client.execute_command(b"QUIT", timeout=timeout)
+    _drop(client)
+
+
+def _drop(client: SMTP) -> None:
+    """Close at once: a graceful TLS shutdown waits for the peer and can outlive the run."""
+    transport = client.transport
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    client.close()
