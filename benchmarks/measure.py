@@ -1,0 +1,133 @@
+"""Measuring helpers for run.py: whole-process runs, output trees, the machine.
+
+Each build runs as its own process; wall time is taken around it and peak RSS
+comes from the child's own rusage (``os.wait4``), so one run never sees
+another's memory.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+Stamp = tuple[int, int]  # (inode, mtime_ns)
+ENTRY = re.compile(rb"<entry[\s>]")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished process."""
+
+    wall: float  # seconds, perf_counter around the process
+    cpu: float  # user + sys seconds of the process (and children it waited for)
+    max_rss_kib: int  # peak resident set size of the largest single process
+
+
+@dataclass(frozen=True)
+class TreeStats:
+    """What a build wrote."""
+
+    files: int
+    bytes: int
+    paths: frozenset[str]  # relative, POSIX style
+
+    def by_extension(self, paths: frozenset[str] | None = None) -> Counter[str]:
+        """Number of files per extension (of ``paths``, by default all)."""
+        return Counter(Path(p).suffix or "(none)" for p in (self.paths if paths is None else paths))
+
+
+def run_process(cmd: Sequence[str], log: Path, env: Mapping[str, str]) -> Run:
+    """Run ``cmd`` to completion, output to ``log``; raise if it fails."""
+    with log.open("wb") as sink:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=sink, stderr=subprocess.STDOUT, env=dict(env))
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise RuntimeError(f"exit {proc.returncode}: {' '.join(cmd)}\n{tail}")
+    rss = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss
+    return Run(wall, usage.ru_utime + usage.ru_stime, rss)
+
+
+def files_under(root: Path) -> list[Path]:
+    """Every regular file below ``root`` (empty if it does not exist)."""
+    return [Path(folder, name) for folder, _, names in os.walk(root) for name in names]
+
+
+def tree_stats(root: Path) -> TreeStats:
+    """File count, total bytes and relative paths of the tree at ``root``."""
+    paths = files_under(root)
+    total = sum(p.stat().st_size for p in paths)
+    relative = frozenset(p.relative_to(root).as_posix() for p in paths)
+    return TreeStats(len(paths), total, relative)
+
+
+def snapshot(root: Path) -> dict[str, Stamp]:
+    """(inode, mtime_ns) of every file below ``root``."""
+    stamps: dict[str, Stamp] = {}
+    for path in files_under(root):
+        info = path.stat()
+        stamps[path.relative_to(root).as_posix()] = (info.st_ino, info.st_mtime_ns)
+    return stamps
+
+
+def touched(before: Mapping[str, Stamp], after: Mapping[str, Stamp]) -> int:
+    """Files created, removed, or rewritten (new inode or mtime) between two snapshots."""
+    changed = sum(1 for path, stamp in after.items() if before.get(path) != stamp)
+    return changed + sum(1 for path in before if path not in after)
+
+
+def count_vevents(path: Path) -> int:
+    """Number of VEVENTs in an iCalendar file."""
+    return path.read_bytes().count(b"BEGIN:VEVENT")
+
+
+def count_entries(path: Path) -> int:
+    """Number of ``<entry>`` elements in an Atom feed."""
+    return len(ENTRY.findall(path.read_bytes()))
+
+
+def median_ratio(pairs: Sequence[tuple[float, float]]) -> float:
+    """Median of second / first over paired measurements."""
+    return statistics.median(b / a for a, b in pairs)
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, else platform.processor()."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or "unknown"
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return match[1].strip() if match else platform.processor() or "unknown"
+
+
+def total_memory() -> int | None:
+    """Physical memory in bytes, if the system says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def machine() -> dict[str, str | int | None]:
+    """The machine and interpreter the figures come from."""
+    return {
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": total_memory(),
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+    }

@@ -1,0 +1,418 @@
+"""Build benchmark: announcer against the baseline, side by side, at equal work.
+
+Usage: python benchmarks/run.py [--sizes 1000,10000] [--repeat N] [--quick]
+                                [--workdir DIR] [--json FILE]
+
+For each size a tree is generated once (10 series, ``calendar: {past_days: all}``
+and ``feeds: {limit: all}`` so every feed and calendar carries every event),
+copied once per tool, then built as whole processes, A B A B: cold full build,
+no-op rebuild, rebuild after one event changed. Prints the machine, the
+commands and a Markdown table per size; ``--json`` saves every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from generate import generate
+from measure import (
+    Run,
+    TreeStats,
+    count_entries,
+    count_vevents,
+    machine,
+    median_ratio,
+    run_process,
+    snapshot,
+    touched,
+    tree_stats,
+)
+
+HERE = Path(__file__).resolve().parent
+NOW = "2026-11-28T00:00:00Z"
+SERIES = 10
+EQUAL_WORK = "calendar:\n  past_days: all\nfeeds:\n  limit: all\n"
+SCENARIOS = ("cold", "noop", "one")
+LABELS = {
+    "cold": "cold full build",
+    "noop": "no-op rebuild",
+    "one": "rebuild after one event changed",
+}
+TARGETS = {"cold": 8.0, "noop": 0.6, "one": 1.5}  # seconds at 10,000 events (issue 6)
+TARGET_RSS_MIB = 400
+TARGET_SIZE = 10_000
+BASELINE_NEEDS = {"markdown-it-py": "markdown_it", "feedgen": "feedgen",
+                  "icalendar": "icalendar", "Jinja2": "jinja2", "PyYAML": "yaml"}
+LOCATIONS = ("Benchmark Room A, Richcraft Hall", "Benchmark Room B, Richcraft Hall")
+
+
+@dataclass
+class Tool:
+    """One builder with its own copy of the tree and its own output folder."""
+
+    name: str
+    tree: Path
+    out: Path
+
+    def command(self) -> list[str]:
+        """The exact command line of one build."""
+        if self.name == "announcer":
+            return [sys.executable, "-m", "announcer", "-C", str(self.tree), "build",
+                    "--out", str(self.out), "--now", NOW]
+        return [sys.executable, str(HERE / "baseline.py"), str(self.tree), str(self.out)]
+
+    def make_cold(self) -> None:
+        """Remove the output and any state a previous build left in the tree."""
+        for path in (self.out, self.out.with_name(f".{self.out.name}.staging"),
+                     self.tree / ".announcer"):
+            shutil.rmtree(path, ignore_errors=True)
+        (self.tree / "ledger.json").unlink(missing_ok=True)
+
+
+@dataclass
+class Record:
+    """One measured build."""
+
+    scenario: str
+    tool: str
+    repeat: int
+    wall: float
+    cpu: float
+    max_rss_kib: int
+    touched: int  # output files created, removed or rewritten by this build
+
+
+@dataclass
+class SizeResult:
+    """Everything measured at one size."""
+
+    events: int
+    series: int
+    repeat: int
+    records: list[Record] = field(default_factory=list)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def walls(self, scenario: str, tool: str) -> list[float]:
+        """Wall times of one scenario and tool, in run order."""
+        return [r.wall for r in self.records if r.scenario == scenario and r.tool == tool]
+
+    def touched(self, scenario: str, tool: str) -> list[int]:
+        """Files touched by each build of one scenario and tool."""
+        return [r.touched for r in self.records if r.scenario == scenario and r.tool == tool]
+
+    def peak_kib(self, tool: str) -> int:
+        """Highest peak RSS over every build of ``tool``."""
+        return max(r.max_rss_kib for r in self.records if r.tool == tool)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000",
+                        help="total events per tree, comma-separated (default 1000,10000)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="A B pairs per figure (default 3 below 10,000 events, else 1)")
+    parser.add_argument("--quick", action="store_true", help="only 1,000 events, one pair")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where trees and outputs go; generated trees are reused "
+                             "(default: a temporary folder, removed afterwards)")
+    parser.add_argument("--json", type=Path, default=None, help="save raw results here")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.repeat = "1000", 1
+    args.sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    if any(size < SERIES or size % SERIES for size in args.sizes):
+        parser.error(f"sizes must be multiples of {SERIES}")
+    if args.repeat is not None and args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+@contextmanager
+def workdir(given: Path | None) -> Iterator[Path]:
+    """The given folder, or a temporary one removed on exit."""
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        yield given.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="announcer-bench-") as folder:
+        yield Path(folder)
+
+
+def pristine_tree(root: Path, events: int, seed: int) -> Path:
+    """The generated tree for ``events`` (made once, reused when complete)."""
+    tree = root / f"tree-{events}-seed{seed}"
+    done = tree / ".generated"
+    if not done.exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        generate(tree, SERIES, events // SERIES, seed)
+        with (tree / "announcer.yaml").open("a", encoding="utf-8") as site:
+            site.write(EQUAL_WORK)
+        done.touch()
+    return tree
+
+
+def make_tools(root: Path, pristine: Path, events: int) -> list[Tool]:
+    """A fresh copy of the tree for each tool (announcer first: A B A B)."""
+    tools = []
+    for name in ("announcer", "baseline"):
+        folder = root / f"run-{events}" / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        shutil.copytree(pristine, folder / "tree", ignore=shutil.ignore_patterns(".generated"))
+        tools.append(Tool(name, folder / "tree", folder / "out"))
+    return tools
+
+
+def edited_event(tree: Path) -> Path:
+    """The event file the one-change scenario edits: the first one with a location."""
+    for path in sorted(tree.glob("series/*/events/*.yaml")):
+        if re.search(r"^location: ", path.read_text(encoding="utf-8"), re.MULTILINE):
+            return path
+    raise RuntimeError(f"no event with a location line in {tree}")
+
+
+def change_one_event(tree: Path) -> None:
+    """Switch the location of one event between two values: always a real change."""
+    path = edited_event(tree)
+    text = path.read_text(encoding="utf-8")
+    new = LOCATIONS[1] if f"location: {LOCATIONS[0]}\n" in text else LOCATIONS[0]
+    text = re.sub(r"^location: .*$", f"location: {new}", text, count=1, flags=re.MULTILINE)
+    path.write_text(text, encoding="utf-8")
+
+
+def measure_build(tool: Tool, scenario: str, repeat: int, log: Path) -> Record:
+    """Prepare ``scenario``, run one build of ``tool`` and time it."""
+    if scenario == "cold":
+        tool.make_cold()
+    elif scenario == "one":
+        change_one_event(tool.tree)
+    before = snapshot(tool.out)
+    run: Run = run_process(tool.command(), log, os.environ)
+    count = touched(before, snapshot(tool.out))
+    return Record(scenario, tool.name, repeat, run.wall, run.cpu, run.max_rss_kib, count)
+
+
+def output_summary(tool: Tool) -> dict[str, Any]:
+    """Files, bytes and event counts of a finished build."""
+    stats = tree_stats(tool.out)
+    return {
+        "files": stats.files,
+        "bytes": stats.bytes,
+        "vevents": count_vevents(tool.out / "calendar.ics"),
+        "atom_entries": count_entries(tool.out / "feed.atom"),
+        "stats": stats,
+    }
+
+
+def progress(text: str) -> None:
+    """One line on stderr while the benchmark runs."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_size(root: Path, events: int, repeat: int, seed: int) -> SizeResult:
+    """Every scenario at one size, A B A B."""
+    progress(f"{events:,} events: generating / copying trees")
+    tools = make_tools(root, pristine_tree(root, events, seed), events)
+    result = SizeResult(events, SERIES, repeat)
+    for scenario in SCENARIOS:
+        for index in range(repeat):
+            for tool in tools:
+                log = tool.out.parent / f"{scenario}-{index}.log"
+                record = measure_build(tool, scenario, index, log)
+                result.records.append(record)
+                progress(f"  {scenario:4} {tool.name:9} {index + 1}/{repeat}: "
+                         f"{record.wall:.2f} s, {record.max_rss_kib / 1024:.0f} MiB, "
+                         f"{record.touched:,} files touched")
+        if scenario == "cold":
+            result.outputs = {tool.name: output_summary(tool) for tool in tools}
+    return result
+
+
+def seconds(value: float) -> str:
+    """A duration for the table."""
+    return f"{value:.2f} s" if value < 100 else f"{value:.0f} s"
+
+
+def mib(kib: float) -> str:
+    """KiB as MiB for the table."""
+    return f"{kib / 1024:.0f} MiB"
+
+
+def size(count: int) -> str:
+    """Bytes, exact and in MB."""
+    return f"{count:,} ({count / 1e6:.1f} MB)"
+
+
+def meets(events: int, text: str, ok: bool) -> str:
+    """The target, with its verdict at the size the issue names."""
+    return f"{text}: {'met' if ok else 'missed'}" if events == TARGET_SIZE else text
+
+
+def timing_rows(result: SizeResult) -> list[list[str]]:
+    """One row per scenario: medians and the median of paired ratios."""
+    rows = []
+    for scenario in SCENARIOS:
+        a, b = result.walls(scenario, "announcer"), result.walls(scenario, "baseline")
+        target = TARGETS[scenario]
+        verdict = meets(result.events, f"≤ {target:g} s", statistics.median(a) <= target)
+        ratio = median_ratio(list(zip(a, b, strict=True)))
+        rows.append([LABELS[scenario], seconds(statistics.median(a)),
+                     seconds(statistics.median(b)), f"{ratio:.2f}×", verdict])
+    return rows
+
+
+def cpu_row(result: SizeResult) -> list[str]:
+    """Median user + sys CPU of the cold builds."""
+    def cpu(tool: str) -> float:
+        return statistics.median(
+            r.cpu for r in result.records if r.scenario == "cold" and r.tool == tool)
+    a, b = cpu("announcer"), cpu("baseline")
+    return ["CPU of cold build (user + sys)", seconds(a), seconds(b), f"{b / a:.2f}×", ""]
+
+
+def memory_row(result: SizeResult) -> list[str]:
+    """The highest peak RSS of each tool over all its builds."""
+    a, b = result.peak_kib("announcer"), result.peak_kib("baseline")
+    verdict = meets(result.events, f"≤ {TARGET_RSS_MIB} MiB", a <= TARGET_RSS_MIB * 1024)
+    return ["peak RSS (highest build)", mib(a), mib(b), f"{b / a:.2f}×", verdict]
+
+
+def output_rows(result: SizeResult) -> list[list[str]]:
+    """Equal work made visible: files, bytes, events in the top calendar and feed."""
+    a, b = result.outputs["announcer"], result.outputs["baseline"]
+    rows = [["output files", f"{a['files']:,}", f"{b['files']:,}", "", ""],
+            ["output bytes", size(a["bytes"]), size(b["bytes"]), "", ""],
+            ["VEVENTs in calendar.ics", f"{a['vevents']:,}", f"{b['vevents']:,}", "", ""],
+            ["entries in feed.atom", f"{a['atom_entries']:,}", f"{b['atom_entries']:,}", "", ""]]
+    for scenario in ("noop", "one"):
+        label = "files touched by " + ("no-op rebuild" if scenario == "noop"
+                                       else "rebuild after one change")
+        cells = [" / ".join(f"{n:,}" for n in result.touched(scenario, tool))
+                 for tool in ("announcer", "baseline")]
+        rows.append([label, *cells, "", ""])
+    return rows
+
+
+def table(result: SizeResult) -> str:
+    """The Markdown table of one size."""
+    head = ["figure", "announcer", "baseline", "baseline / announcer",
+            f"target at {TARGET_SIZE:,} events"]
+    rows = [*timing_rows(result), memory_row(result), cpu_row(result), *output_rows(result)]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def differences(result: SizeResult) -> list[str]:
+    """Output paths only one tool writes, counted by extension."""
+    a: TreeStats = result.outputs["announcer"]["stats"]
+    b: TreeStats = result.outputs["baseline"]["stats"]
+    lines = []
+    for name, mine, other in (("announcer", a, b), ("baseline", b, a)):
+        only = mine.paths - other.paths
+        kinds = ", ".join(f"{n:,} {ext}" for ext, n in sorted(mine.by_extension(only).items()))
+        lines.append(f"- only {name} writes {len(only):,} files" + (f" ({kinds})" if only else ""))
+    return lines
+
+
+def check_equal_work(result: SizeResult) -> list[str]:
+    """Warnings when the top-level calendar or feed do not carry every event."""
+    warnings = []
+    for tool, out in result.outputs.items():
+        for key, what in (("vevents", "VEVENTs in calendar.ics"), ("atom_entries",
+                                                                   "entries in feed.atom")):
+            if out[key] != result.events:
+                warnings.append(f"- WARNING: {tool} has {out[key]:,} {what}, "
+                                f"not {result.events:,}: not equal work")
+    return warnings
+
+
+def report_size(result: SizeResult) -> str:
+    """Heading, table and notes for one size."""
+    per = result.events // result.series
+    pairs = "pair" if result.repeat == 1 else "pairs"
+    head = (f"### {result.events:,} events ({result.series} series × {per:,}), "
+            f"{result.repeat} A B {pairs} per figure")
+    notes = ["Times are medians; the ratio is the median of the paired ratios. "
+             "Files touched: per build, in run order (new inode or mtime, added or removed)."]
+    return "\n".join([head, "", table(result), "", *notes, *differences(result),
+                      *check_equal_work(result), ""])
+
+
+def report_header(info: dict[str, Any], tools: list[Tool], root: Path) -> str:
+    """Machine, interpreter and exact commands."""
+    memory = info["memory_bytes"]
+    lines = ["## announcer build benchmark", "",
+             f"- machine: {info['platform']}, {info['cpu_count']} CPUs ({info['cpu_model']}), "
+             + (f"{memory / 2**30:.1f} GiB RAM" if memory else "memory unknown"),
+             f"- Python {info['python']} ({info['executable']})",
+             "- announcer.yaml gets `calendar: {past_days: all}` and `feeds: {limit: all}`",
+             "- cold: no output folder, no ledger.json, no .announcer/; no-op: run again; "
+             "one change: one event's location edited, then run", "", "Commands:", "", "```"]
+    lines += [" ".join(tool.command()) for tool in tools]
+    where = f"TREE and OUT: {root}/run-EVENTS/TOOL/tree and .../out, one copy per tool."
+    return "\n".join([*lines, "```", "", where, ""])
+
+
+def to_json(info: dict[str, Any], commands: list[list[str]], results: list[SizeResult]) -> str:
+    """Raw results as JSON."""
+    sizes = []
+    for result in results:
+        outputs = {tool: {k: v for k, v in out.items() if k != "stats"}
+                   for tool, out in result.outputs.items()}
+        sizes.append({"events": result.events, "series": result.series,
+                      "repeat": result.repeat, "outputs": outputs,
+                      "runs": [asdict(r) for r in result.records]})
+    return json.dumps({"machine": info, "now": NOW, "commands": commands, "sizes": sizes},
+                      indent=2)
+
+
+def check_baseline_imports() -> None:
+    """Fail early, with the fix, if the baseline's libraries are missing."""
+    missing = [name for name, module in BASELINE_NEEDS.items()
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        sys.exit(f"the baseline needs {', '.join(missing)}: "
+                 f"{sys.executable} -m pip install {' '.join(missing)}")
+
+
+def default_repeat(events: int) -> int:
+    """Three pairs below 10,000 events, one from there on (the baseline takes minutes)."""
+    return 3 if events < TARGET_SIZE else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    args = parse_args(argv)
+    check_baseline_imports()
+    info = machine()
+    results: list[SizeResult] = []
+    sample = [Tool(name, Path("TREE"), Path("OUT")) for name in ("announcer", "baseline")]
+    with workdir(args.workdir) as root:
+        print(report_header(info, sample, root), flush=True)
+        for events in args.sizes:
+            repeat = args.repeat or default_repeat(events)
+            results.append(run_size(root, events, repeat, args.seed))
+            print(report_size(results[-1]), flush=True)
+    if args.json:
+        commands = [tool.command() for tool in sample]
+        args.json.write_text(to_json(info, commands, results) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
