@@ -14,10 +14,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 Stamp = tuple[int, int]  # (inode, mtime_ns)
 ENTRY = re.compile(rb"<entry[\s>]")
@@ -34,15 +33,33 @@ class Run:
 
 @dataclass(frozen=True)
 class TreeStats:
-    """What a build wrote."""
+    """What a build wrote: the size of each file, by relative POSIX path."""
 
-    files: int
-    bytes: int
-    paths: frozenset[str]  # relative, POSIX style
+    sizes: Mapping[str, int]
 
-    def by_extension(self, paths: frozenset[str] | None = None) -> Counter[str]:
-        """Number of files per extension (of ``paths``, by default all)."""
-        return Counter(Path(p).suffix or "(none)" for p in (self.paths if paths is None else paths))
+    @property
+    def files(self) -> int:
+        """Number of files."""
+        return len(self.sizes)
+
+    @property
+    def bytes(self) -> int:
+        """Total size in bytes."""
+        return sum(self.sizes.values())
+
+    @property
+    def paths(self) -> frozenset[str]:
+        """Every relative path."""
+        return frozenset(self.sizes)
+
+    def by_extension(self, paths: Iterable[str] | None = None) -> dict[str, tuple[int, int]]:
+        """(files, bytes) per extension, of ``paths`` (by default every file)."""
+        kinds: dict[str, tuple[int, int]] = {}
+        for path in self.sizes if paths is None else paths:
+            ext = PurePosixPath(path).suffix or "(none)"
+            files, total = kinds.get(ext, (0, 0))
+            kinds[ext] = (files + 1, total + self.sizes[path])
+        return dict(sorted(kinds.items()))
 
 
 def run_process(cmd: Sequence[str], log: Path, env: Mapping[str, str]) -> Run:
@@ -66,11 +83,8 @@ def files_under(root: Path) -> list[Path]:
 
 
 def tree_stats(root: Path) -> TreeStats:
-    """File count, total bytes and relative paths of the tree at ``root``."""
-    paths = files_under(root)
-    total = sum(p.stat().st_size for p in paths)
-    relative = frozenset(p.relative_to(root).as_posix() for p in paths)
-    return TreeStats(len(paths), total, relative)
+    """The size of every file of the tree at ``root``."""
+    return TreeStats({p.relative_to(root).as_posix(): p.stat().st_size for p in files_under(root)})
 
 
 def snapshot(root: Path) -> dict[str, Stamp]:

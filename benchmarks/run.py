@@ -21,7 +21,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -318,15 +318,21 @@ def table(result: SizeResult) -> str:
     return "\n".join(lines)
 
 
+def kinds(stats: TreeStats, paths: Iterable[str] | None = None) -> str:
+    """Files and bytes per extension, for the notes."""
+    return ", ".join(f"{ext} {files:,} ({total / 1e6:.1f} MB)"
+                     for ext, (files, total) in stats.by_extension(paths).items())
+
+
 def differences(result: SizeResult) -> list[str]:
-    """Output paths only one tool writes, counted by extension."""
+    """Output by kind, and the paths only one tool writes."""
     a: TreeStats = result.outputs["announcer"]["stats"]
     b: TreeStats = result.outputs["baseline"]["stats"]
-    lines = []
+    lines = [f"- announcer writes {kinds(a)}", f"- baseline writes {kinds(b)}"]
     for name, mine, other in (("announcer", a, b), ("baseline", b, a)):
         only = mine.paths - other.paths
-        kinds = ", ".join(f"{n:,} {ext}" for ext, n in sorted(mine.by_extension(only).items()))
-        lines.append(f"- only {name} writes {len(only):,} files" + (f" ({kinds})" if only else ""))
+        detail = f": {kinds(mine, only)}" if only else ""
+        lines.append(f"- only {name} writes {len(only):,} files{detail}")
     return lines
 
 
