@@ -12,14 +12,14 @@ ledger give the same bytes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Timezone, vDuration, vText, vUri
-from icalendar import Event as VEvent
+from icalendar import Timezone
 
 from announcer import markup, urls
 from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
+from announcer.adapters.icstext import Lines, day, local, text, utc
 from announcer.i18n import labels
 from announcer.model import Event, Repeat, Series, Site
 from announcer.recurrence import last_finish
@@ -65,7 +65,7 @@ def event_calendar(
     writer = _Writer(context)
     series = writer.series[event.series]
     if part is not None:
-        writer.events[event.key] = _vevent(part, context, series, master=event).to_ical()
+        writer.events[event.key] = _vevent(part, context, series, master=event)
     path = urls.event_ics(event)
     return writer.calendar(path, event.title, "", [event], series, method).data
 
@@ -120,24 +120,20 @@ class _Writer:
         return OutputFile(path, data)
 
     def _header(self, name: str, description: str, series: Series | None, method: str) -> bytes:
-        cal = Calendar()
-        cal.add("prodid", PRODID)
-        cal.add("version", "2.0")
-        cal.add("calscale", "GREGORIAN")
-        cal.add("method", method)
-        cal.add("name", vText(name))
-        cal.add("x-wr-calname", vText(name))
+        refresh = _duration(self.site.calendar.refresh)
+        cal = Lines("VCALENDAR")
+        cal.add("PRODID", PRODID)
+        cal.add("VERSION", "2.0")
+        cal.add("CALSCALE", "GREGORIAN")
+        cal.add("METHOD", method)
+        cal.add("NAME", text(name))
+        cal.add("X-WR-CALNAME", text(name))
         if description:
-            cal.add("description", vText(description))
-            cal.add("x-wr-caldesc", vText(description))
-        cal.add(
-            "refresh-interval",
-            vDuration(self.site.calendar.refresh),
-            parameters={"VALUE": "DURATION"},
-        )
-        cal.add("x-published-ttl", vDuration(self.site.calendar.refresh))
-        header: bytes = cal.to_ical()
-        return header[: -len(_END)]
+            cal.add("DESCRIPTION", text(description))
+            cal.add("X-WR-CALDESC", text(description))
+        cal.add("REFRESH-INTERVAL", refresh, VALUE="DURATION")
+        cal.add("X-PUBLISHED-TTL", refresh)
+        return b"".join(cal.lines)
 
     def _zone(self, tzid: str, first: int, last: int) -> bytes:
         key = (tzid, first, last)
@@ -150,9 +146,9 @@ class _Writer:
 
     def _event(self, event: Event) -> bytes:
         if event.key not in self.events:
-            parts = [_vevent(event, self.context, self.series[event.series]).to_ical()]
+            parts = [_vevent(event, self.context, self.series[event.series])]
             parts.extend(
-                _vevent(o, self.context, self.series[o.series], master=event).to_ical()
+                _vevent(o, self.context, self.series[o.series], master=event)
                 for o in event.overrides
             )
             self.events[event.key] = b"".join(parts)
@@ -173,61 +169,49 @@ def _zone_spans(events: list[Event]) -> dict[str, tuple[int, int]]:
 
 def _vevent(
     event: Event, context: BuildContext, series: Series, master: Event | None = None
-) -> VEvent:
+) -> bytes:
     revision = context.ledger.revision(event)
     words = labels(series.language)
-    vevent = VEvent()
-    vevent.add("uid", event.uid)
-    vevent.add("dtstamp", revision.modified.astimezone(UTC))
+    vevent = Lines("VEVENT")
+    vevent.add("UID", text(event.uid))
+    vevent.add("DTSTAMP", utc(revision.modified))
+    vevent.add("SEQUENCE", str(revision.sequence))
     if event.recurrence_id is not None and master is not None:
-        vevent.add("recurrence-id", _moment(master, event.recurrence_id))
-    vevent.add("dtstart", _when(event.start, event.timezone))
-    vevent.add("dtend", _when(event.end_exclusive, event.timezone))
+        _time(vevent, "RECURRENCE-ID", _moment(master, event.recurrence_id), event.timezone)
+    _time(vevent, "DTSTART", event.start, event.timezone)
+    _time(vevent, "DTEND", event.end_exclusive, event.timezone)
     if event.repeat is not None:
-        vevent.add("rrule", _rrule(event, event.repeat))
-        for day in event.repeat.skip:
-            vevent.add("exdate", _moment(event, day))
-    vevent.add("sequence", revision.sequence)
-    vevent.add("created", revision.first_seen.astimezone(UTC))
-    vevent.add("last-modified", revision.modified.astimezone(UTC))
+        vevent.add("RRULE", _rrule(event, event.repeat))
+        for skipped in event.repeat.skip:
+            _time(vevent, "EXDATE", _moment(event, skipped), event.timezone)
     title = f"{words['cancelled']}: {event.title}" if event.cancelled else event.title
-    vevent.add("summary", title)
-    vevent.add("status", event.status.upper())
+    vevent.add("SUMMARY", text(title))
+    vevent.add("STATUS", event.status.upper())
     _place(vevent, event, words)
-    vevent.add("description", _description(event, context.site, words))
-    vevent.add(
-        "url",
-        vUri(urls.absolute(context.site, urls.event_page(event))),
-        parameters={"VALUE": "URI"},
-    )
+    vevent.add("DESCRIPTION", text(_description(event, context.site, words)))
+    vevent.add("URL", urls.absolute(context.site, urls.event_page(event)), VALUE="URI")
     if series.organizer is not None and series.organizer.email:
-        vevent.add(
-            "organizer",
-            f"mailto:{series.organizer.email}",
-            parameters={"CN": series.organizer.name},
-        )
+        vevent.add("ORGANIZER", f"mailto:{series.organizer.email}", CN=series.organizer.name)
     if event.tags:
-        vevent.add("categories", list(event.tags))
-    vevent.add("class", "PUBLIC")
-    vevent.add("transp", "TRANSPARENT" if event.all_day else "OPAQUE")
-    return vevent
+        vevent.add("CATEGORIES", ",".join(text(t) for t in event.tags))
+    vevent.add("CLASS", "PUBLIC")
+    vevent.add("TRANSP", "TRANSPARENT" if event.all_day else "OPAQUE")
+    vevent.add("CREATED", utc(revision.first_seen))
+    vevent.add("LAST-MODIFIED", utc(revision.modified))
+    return vevent.end()
 
 
-def _place(vevent: VEvent, event: Event, words: dict[str, str]) -> None:
+def _place(vevent: Lines, event: Event, words: dict[str, str]) -> None:
     """LOCATION for every client; CONFERENCE (RFC 7986) for the ones that know it."""
-    if event.location:
-        vevent.add("location", event.location)
-    elif event.online_url:
-        vevent.add("location", event.online_url)
+    if event.location or event.online_url:
+        vevent.add("LOCATION", text(event.location or event.online_url))
     if event.online_url:
         vevent.add(
-            "conference",
-            vUri(event.online_url),
-            parameters={"VALUE": "URI", "FEATURE": "VIDEO", "LABEL": words["join_online"]},
+            "CONFERENCE", event.online_url, VALUE="URI", FEATURE="VIDEO", LABEL=words["join_online"]
         )
 
 
-def _description(event: Event, site: Site, words: dict[str, str]) -> vText:
+def _description(event: Event, site: Site, words: dict[str, str]) -> str:
     blocks = []
     if event.speakers:
         names = [s.name + (f" ({s.affiliation})" if s.affiliation else "") for s in event.speakers]
@@ -246,10 +230,10 @@ def _description(event: Event, site: Site, words: dict[str, str]) -> vText:
         links.append(f"{words['more_info']}: {event.url}")
     links.append(f"{words['event_page']}: {urls.absolute(site, urls.event_page(event))}")
     blocks.append("\n".join(links))
-    return vText("\n\n".join(blocks))
+    return "\n\n".join(blocks)
 
 
-def _when(moment: datetime | date, timezone: str) -> datetime | date:
+def _time(lines: Lines, name: str, moment: datetime | date, timezone: str) -> None:
     """Local time with a TZID, except where local time cannot say which instant is meant.
 
     A wall-clock time in the hour that repeats when clocks go back names two
@@ -257,41 +241,48 @@ def _when(moment: datetime | date, timezone: str) -> datetime | date:
     such a time is written in UTC, which every client reads the same way.
     """
     if not isinstance(moment, datetime):
-        return moment
-    if timezone in UTC_NAMES or _ambiguous(moment):
-        return moment.astimezone(UTC)
-    return moment
+        lines.add(name, day(moment), VALUE="DATE")
+    elif timezone in UTC_NAMES or _ambiguous(moment):
+        lines.add(name, utc(moment))
+    else:
+        lines.add(name, local(moment), TZID=timezone)
 
 
 def _ambiguous(moment: datetime) -> bool:
     return moment.replace(fold=0).utcoffset() != moment.replace(fold=1).utcoffset()
 
 
-def _moment(event: Event, day: date) -> datetime | date:
-    """The start of ``event``'s occurrence on ``day``, as RECURRENCE-ID and EXDATE name it."""
+def _moment(event: Event, on: date) -> datetime | date:
+    """The start of ``event``'s occurrence on ``on``, as RECURRENCE-ID and EXDATE name it."""
     if isinstance(event.start, datetime):
-        return _when(datetime.combine(day, event.start.timetz()), event.timezone)
-    return day
+        return datetime.combine(on, event.start.timetz())
+    return on
 
 
-def _rrule(event: Event, rule: Repeat) -> dict[str, object]:
-    parts: dict[str, object] = {
-        "FREQ": {"day": "DAILY", "week": "WEEKLY", "month": "MONTHLY"}[rule.every]
-    }
+def _rrule(event: Event, rule: Repeat) -> str:
+    parts = ["FREQ=" + {"day": "DAILY", "week": "WEEKLY", "month": "MONTHLY"}[rule.every]]
     if rule.interval != 1:
-        parts["INTERVAL"] = rule.interval
-    if rule.every == "week" and rule.weekdays:
-        parts["BYDAY"] = [_WEEKDAYS[d] for d in rule.weekdays]
+        parts.append(f"INTERVAL={rule.interval}")
     if rule.count is not None:
-        parts["COUNT"] = rule.count
+        parts.append(f"COUNT={rule.count}")
     elif rule.until is not None:
-        parts["UNTIL"] = _until(event, rule.until)
-    return parts
+        parts.append("UNTIL=" + _until(event, rule.until))
+    if rule.every == "week" and rule.weekdays:
+        parts.append("BYDAY=" + ",".join(_WEEKDAYS[d] for d in rule.weekdays))
+    return ";".join(parts)
 
 
-def _until(event: Event, last_day: date) -> datetime | date:
+def _until(event: Event, last_day: date) -> str:
     """UNTIL must be UTC when DTSTART has a TZID (RFC 5545): the end of the last day, local time."""
     if not isinstance(event.start, datetime):
-        return last_day
-    local = datetime.combine(last_day, time(23, 59, 59), tzinfo=ZoneInfo(event.timezone))
-    return local.astimezone(UTC)
+        return day(last_day)
+    return utc(datetime.combine(last_day, time(23, 59, 59), tzinfo=ZoneInfo(event.timezone)))
+
+
+def _duration(length: timedelta) -> str:
+    """An RFC 5545 duration such as PT6H or P1DT30M."""
+    days, seconds = length.days, length.seconds
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    return "P" + (f"{days}D" if days else "") + (f"T{clock}" if clock else "" if days else "T0S")
