@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from babel import Locale
 from babel.dates import format_date, format_interval, format_time, get_timezone_name
 from markupsafe import Markup
 
@@ -64,10 +65,15 @@ def when(event: Event, language: str) -> str:
     ``Friday, November 30, 2018, 12:00 – 13:00 EST`` or, in French,
     ``vendredi 30 novembre 2018, 12 h 00 – 13 h 00 HNE``.
     """
-    loc = locale_of(language)
-    if not isinstance(event.start, datetime) or not isinstance(event.end, datetime):
-        return _days(event.start, event.end, loc)
-    start, end = event.start, event.end
+    return _when(event.start, event.end, language)
+
+
+@lru_cache(maxsize=65536)
+def _when(start: datetime | date, end: datetime | date, language: str) -> str:
+    """``when`` for the times alone: many pages, feeds and emails show the same ones."""
+    loc = babel_locale(language)
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return _days(start, end, loc)
     zone = _zone_name(start, loc)
     if start.date() == end.date():
         hours = format_interval(
@@ -80,13 +86,19 @@ def when(event: Event, language: str) -> str:
     )
 
 
-def _zone_name(moment: datetime, loc: str) -> str:
+@lru_cache(maxsize=64)
+def babel_locale(language: str) -> Locale:
+    """Babel parses a locale name on every call that gets a string; parse each once."""
+    return Locale.parse(locale_of(language))
+
+
+def _zone_name(moment: datetime, loc: Locale) -> str:
     """Babel's short name (EST, HNE), or the tz database's where Babel has only an offset."""
     name = str(get_timezone_name(moment, "short", locale=loc))
     return moment.tzname() or name if name[:1] in "+-" or name.startswith(("GMT", "UTC")) else name
 
 
-def _days(first: date, last: date, loc: str) -> str:
+def _days(first: date, last: date, loc: Locale) -> str:
     if first == last:
         return format_date(first, "full", locale=loc)
     return f"{format_date(first, 'full', locale=loc)} – {format_date(last, 'full', locale=loc)}"

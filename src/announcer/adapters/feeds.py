@@ -28,7 +28,7 @@ from announcer.adapters import listing
 from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
 from announcer.i18n import labels
 from announcer.model import Event, Series
-from announcer.templating import environment, locale_of
+from announcer.templating import babel_locale, environment
 
 GENERATOR = "announcer"
 TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml"}
@@ -111,7 +111,7 @@ def entry_id(event: Event) -> str:
 def entry_title(event: Event, language: str) -> str:
     """Date and speakers first, the way a reader scans a list; cancelled events say so."""
     words = labels(language)
-    day = format_skeleton("yMMMEd", event.begins.date(), locale=locale_of(language))
+    day = format_skeleton("yMMMEd", event.begins.date(), locale=babel_locale(language))
     names = ", ".join(s.name for s in event.speakers)
     if names:
         title = words["feed_entry"].format(date=day, speakers=names, title=event.title)
@@ -206,8 +206,9 @@ class _Writer:
         key = (event.key, kind)
         if key not in self.entries:
             entry = self._build_entry(event)
-            element = entry.atom_entry() if kind == "atom" else entry.rss_entry()
-            self.entries[key] = etree.tostring(element, pretty_print=True, encoding="UTF-8")
+            for name, element in (("atom", entry.atom_entry()), ("rss", entry.rss_entry())):
+                xml = etree.tostring(element, pretty_print=True, encoding="UTF-8")
+                self.entries[(event.key, name)] = xml
         return self.entries[key]
 
     def _build_entry(self, event: Event) -> _Entry:

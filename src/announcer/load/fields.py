@@ -15,9 +15,9 @@ from typing import TypeVar
 import yaml
 
 from announcer.errors import Diagnostic
+from announcer.load.yamlfile import NULL_TAG
 
 T = TypeVar("T")
-NULL_TAG = "tag:yaml.org,2002:null"
 _INT = re.compile(r"[-+]?\d+")
 SLUG = re.compile(r"[a-z0-9-]{1,80}")
 

@@ -19,9 +19,31 @@ MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # visits, counting each alias use: stops "billion laughs"
 
 try:  # libyaml's C parser when PyYAML was built with it, same marks, much faster
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _Base
 except ImportError:  # pragma: no cover - depends on the PyYAML build
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _Base  # type: ignore[assignment]
+
+NULL_TAG = "tag:yaml.org,2002:null"
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_TAGS = {
+    yaml.ScalarNode: "tag:yaml.org,2002:str",
+    yaml.SequenceNode: "tag:yaml.org,2002:seq",
+    yaml.MappingNode: "tag:yaml.org,2002:map",
+}
+
+
+class _Loader(_Base):
+    """Tags only what the loader asks about: whether a plain scalar is empty.
+
+    Every value is read from the text as typed, so YAML 1.1's implicit
+    resolution (booleans, base-60 numbers, timestamps), which costs a regular
+    expression per scalar in Python, would be work thrown away.
+    """
+
+    def resolve(self, kind: type, value: str | None, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            return NULL_TAG if implicit[0] and value in _NULLS else _TAGS[kind]
+        return _TAGS[kind]
 
 
 @dataclass(frozen=True)
@@ -104,7 +126,7 @@ def _compose(text: str, shown: str) -> YamlFile:
             "keep one document per file; remove '---' separators",
         )
     root = nodes[0]
-    if _too_big(root):
+    if "&" in text and "*" in text and _too_big(root):  # only aliases of anchors can explode
         return _fail(
             shown,
             root.start_mark.line + 1,

@@ -279,7 +279,7 @@ def template_context(site: Site, due: Due) -> dict[str, Any]:
         "language": series.language,
         "words": labels(series.language),
         "when_text": templating.when(event, series.language),
-        "day": format_date(event.start, "medium", locale=templating.locale_of(series.language)),
+        "day": format_date(event.start, "medium", locale=templating.babel_locale(series.language)),
         "page_url": page,
         "ics_url": urls.absolute(site, urls.event_ics(event)),
         "add": {
