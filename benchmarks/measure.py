@@ -96,10 +96,10 @@ def snapshot(root: Path) -> dict[str, Stamp]:
     return stamps
 
 
-def touched(before: Mapping[str, Stamp], after: Mapping[str, Stamp]) -> int:
+def touched(before: Mapping[str, Stamp], after: Mapping[str, Stamp]) -> list[str]:
     """Files created, removed, or rewritten (new inode or mtime) between two snapshots."""
-    changed = sum(1 for path, stamp in after.items() if before.get(path) != stamp)
-    return changed + sum(1 for path in before if path not in after)
+    changed = [path for path, stamp in after.items() if before.get(path) != stamp]
+    return sorted(changed + [path for path in before if path not in after])
 
 
 def count_vevents(path: Path) -> int:

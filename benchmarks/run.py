@@ -56,6 +56,7 @@ TARGET_RSS_MIB = 400
 TARGET_SIZE = 10_000
 BASELINE_NEEDS = {"markdown-it-py": "markdown_it", "feedgen": "feedgen",
                   "icalendar": "icalendar", "Jinja2": "jinja2", "PyYAML": "yaml"}
+EXAMPLES = 5  # touched paths kept per build in --json
 LOCATIONS = ("Benchmark Room A, Richcraft Hall", "Benchmark Room B, Richcraft Hall")
 
 
@@ -93,6 +94,7 @@ class Record:
     cpu: float
     max_rss_kib: int
     touched: int  # output files created, removed or rewritten by this build
+    examples: list[str]  # the first few of them, to see what a rebuild rewrote
 
 
 @dataclass
@@ -203,8 +205,9 @@ def measure_build(tool: Tool, scenario: str, repeat: int, log: Path) -> Record:
         change_one_event(tool.tree)
     before = snapshot(tool.out)
     run: Run = run_process(tool.command(), log, os.environ)
-    count = touched(before, snapshot(tool.out))
-    return Record(scenario, tool.name, repeat, run.wall, run.cpu, run.max_rss_kib, count)
+    paths = touched(before, snapshot(tool.out))
+    return Record(scenario, tool.name, repeat, run.wall, run.cpu, run.max_rss_kib,
+                  len(paths), paths[:EXAMPLES])
 
 
 def output_summary(tool: Tool) -> dict[str, Any]:
@@ -238,6 +241,8 @@ def run_size(root: Path, events: int, repeat: int, seed: int) -> SizeResult:
                 progress(f"  {scenario:4} {tool.name:9} {index + 1}/{repeat}: "
                          f"{record.wall:.2f} s, {record.max_rss_kib / 1024:.0f} MiB, "
                          f"{record.touched:,} files touched")
+                if scenario != "cold" and tool.name == "announcer" and record.examples:
+                    progress(f"    e.g. {', '.join(record.examples)}")
         if scenario == "cold":
             result.outputs = {tool.name: output_summary(tool) for tool in tools}
     return result
@@ -348,6 +353,14 @@ def check_equal_work(result: SizeResult) -> list[str]:
     return warnings
 
 
+def check_noop(result: SizeResult) -> list[str]:
+    """A warning for each no-op rebuild of announcer that touched files."""
+    return [f"- WARNING: announcer's no-op rebuild touched {r.touched:,} files, "
+            f"e.g. {', '.join(r.examples)}"
+            for r in result.records
+            if r.scenario == "noop" and r.tool == "announcer" and r.touched]
+
+
 def report_size(result: SizeResult) -> str:
     """Heading, table and notes for one size."""
     per = result.events // result.series
@@ -357,7 +370,8 @@ def report_size(result: SizeResult) -> str:
     notes = ["Times are medians; the ratio is the median of the paired ratios. "
              "Files touched: per build, in run order (new inode or mtime, added or removed)."]
     return "\n".join([head, "", table(result), "", *notes, *differences(result),
-                      *check_equal_work(result), ""])
+                      *check_equal_work(result),
+                      *check_noop(result), ""])
 
 
 def report_header(info: dict[str, Any], tools: list[Tool], root: Path) -> str:
