@@ -62,11 +62,17 @@ LOCATIONS = ("Benchmark Room A, Richcraft Hall", "Benchmark Room B, Richcraft Ha
 
 @dataclass
 class Tool:
-    """One builder with its own copy of the tree and its own output folder."""
+    """One builder with its own copy of the tree, output folder and cache folder."""
 
     name: str
     tree: Path
     out: Path
+    cache: Path  # ANNOUNCER_CACHE_DIR and XDG_CACHE_HOME of every run
+
+    def env(self) -> dict[str, str]:
+        """The environment of a build: this one, caches kept in the work folder."""
+        return {**os.environ, "ANNOUNCER_CACHE_DIR": str(self.cache / "announcer"),
+                "XDG_CACHE_HOME": str(self.cache)}
 
     def command(self) -> list[str]:
         """The exact command line of one build."""
@@ -78,7 +84,7 @@ class Tool:
     def make_cold(self) -> None:
         """Remove the output and any state a previous build left in the tree."""
         for path in (self.out, self.out.with_name(f".{self.out.name}.staging"),
-                     self.tree / ".announcer"):
+                     self.tree / ".announcer", self.cache):
             shutil.rmtree(path, ignore_errors=True)
         (self.tree / "ledger.json").unlink(missing_ok=True)
 
@@ -176,7 +182,7 @@ def make_tools(root: Path, pristine: Path, events: int) -> list[Tool]:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         shutil.copytree(pristine, folder / "tree", ignore=shutil.ignore_patterns(".generated"))
-        tools.append(Tool(name, folder / "tree", folder / "out"))
+        tools.append(Tool(name, folder / "tree", folder / "out", folder / "cache"))
     return tools
 
 
@@ -204,7 +210,7 @@ def measure_build(tool: Tool, scenario: str, repeat: int, log: Path) -> Record:
     elif scenario == "one":
         change_one_event(tool.tree)
     before = snapshot(tool.out)
-    run: Run = run_process(tool.command(), log, os.environ)
+    run: Run = run_process(tool.command(), log, tool.env())
     paths = touched(before, snapshot(tool.out))
     return Record(scenario, tool.name, repeat, run.wall, run.cpu, run.max_rss_kib,
                   len(paths), paths[:EXAMPLES])
@@ -382,10 +388,12 @@ def report_header(info: dict[str, Any], tools: list[Tool], root: Path) -> str:
              + (f"{memory / 2**30:.1f} GiB RAM" if memory else "memory unknown"),
              f"- Python {info['python']} ({info['executable']})",
              "- announcer.yaml gets `calendar: {past_days: all}` and `feeds: {limit: all}`",
-             "- cold: no output folder, no ledger.json, no .announcer/; no-op: run again; "
-             "one change: one event's location edited, then run", "", "Commands:", "", "```"]
+             "- cold: no output folder, cache folder, ledger.json or .announcer/; "
+             "no-op: run again; one change: one event's location edited, then run", "", "Commands:", "", "```"]
     lines += [" ".join(tool.command()) for tool in tools]
-    where = f"TREE and OUT: {root}/run-EVENTS/TOOL/tree and .../out, one copy per tool."
+    where = (f"TREE, OUT, CACHE: {root}/run-EVENTS/TOOL/tree, .../out and .../cache, one per "
+             "tool; every build runs with ANNOUNCER_CACHE_DIR=CACHE/announcer and "
+             "XDG_CACHE_HOME=CACHE.")
     return "\n".join([*lines, "```", "", where, ""])
 
 
@@ -422,7 +430,8 @@ def main(argv: list[str] | None = None) -> None:
     check_baseline_imports()
     info = machine()
     results: list[SizeResult] = []
-    sample = [Tool(name, Path("TREE"), Path("OUT")) for name in ("announcer", "baseline")]
+    sample = [Tool(name, Path("TREE"), Path("OUT"), Path("CACHE"))
+              for name in ("announcer", "baseline")]
     with workdir(args.workdir) as root:
         print(report_header(info, sample, root), flush=True)
         for events in args.sizes:
