@@ -389,7 +389,8 @@ def report_header(info: dict[str, Any], tools: list[Tool], root: Path) -> str:
              f"- Python {info['python']} ({info['executable']})",
              "- announcer.yaml gets `calendar: {past_days: all}` and `feeds: {limit: all}`",
              "- cold: no output folder, cache folder, ledger.json or .announcer/; "
-             "no-op: run again; one change: one event's location edited, then run", "", "Commands:", "", "```"]
+             "no-op: run again; one change: one event's location edited, then run",
+             "", "Commands:", "", "```"]
     lines += [" ".join(tool.command()) for tool in tools]
     where = (f"TREE, OUT, CACHE: {root}/run-EVENTS/TOOL/tree, .../out and .../cache, one per "
              "tool; every build runs with ANNOUNCER_CACHE_DIR=CACHE/announcer and "
