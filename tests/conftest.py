@@ -18,6 +18,14 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 MakeProject = Callable[[dict[str, str]], Path]
 
 
+@pytest.fixture(autouse=True)
+def build_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own build cache, never the user's (subprocesses inherit it)."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("ANNOUNCER_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def make_project(tmp_path: Path) -> MakeProject:
     """Write ``{relative path: YAML text}`` under a fresh folder; text is dedented."""

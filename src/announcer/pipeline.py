@@ -13,16 +13,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from announcer import __version__, buildstate
 from announcer import ledger as ledgers
-from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile, select
+from announcer.adapters.base import (
+    BuildContext,
+    Fragments,
+    KeyedFile,
+    OutputAdapter,
+    OutputFile,
+    select,
+)
+from announcer.buildstate import BuildState, digest, stat_of
 from announcer.delivery.files import WriteReport, publish
 from announcer.errors import ConfigError
 from announcer.load import load_site
 from announcer.model import Site
+from announcer.recurrence import last_finish
 
 if TYPE_CHECKING:
     from announcer.delivery.outbox import ProgressCallback
@@ -71,21 +81,99 @@ def build(
     ``save_ledger=False`` the ledger advances in memory only, so a preview
     never records a change that was not published.
     """
-    site = load_site(project)
+    state = buildstate.load(project, out)
+    site = load_site(project, state.events)
     if base_url is not None:
         site = replace(site, base_url=base_url)
     target = output_dir(project, site, out)
     clock = now or ledgers.utc_now()
+    chosen = adapters if adapters is not None else select(site.outputs)
     ledger_path = project / site.ledger
     ledger, changes = ledgers.advance(ledgers.load(ledger_path), ledgers.records(site), clock)
-    context = BuildContext(site=site, ledger=ledger, project=project, now=clock)
-    chosen = adapters if adapters is not None else select(site.outputs)
-    report = publish(render(context, chosen), target)
+    signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, save_ledger)
+    if not changes and _still_valid(state, signature, clock, target, chosen):
+        report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
+        return BuildResult(site, target, report)
+    context = BuildContext(
+        site=site,
+        ledger=ledger,
+        project=project,
+        now=clock,
+        fragments=Fragments(buildstate.load_fragments(project, out)),
+        inputs_key=signature,
+    )
+    report = publish(render(context, chosen), target, state.outputs)
     saved = save_ledger and ledgers.save(ledger, ledger_path)
+    if saved:  # what the next build will read
+        signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, True)
+    state.signature, state.valid_until = signature, next_change(site, clock)
+    state.outputs, state.fragments = report.recorded, context.fragments.used
+    buildstate.save(state, project, out)
     return BuildResult(site, target, report, changes, context.warnings, saved)
 
 
-def render(context: BuildContext, adapters: list[OutputAdapter]) -> Iterator[OutputFile]:
+def _signature(
+    project: Path,
+    site: Site,
+    state: BuildState,
+    ledger: bytes,
+    target: Path,
+    adapters: list[OutputAdapter],
+    save_ledger: bool,
+) -> str:
+    """Everything a build reads, hashed: the inputs, the ledger file, the code."""
+    parts: list[bytes | str] = [__version__, str(target), repr(site.base_url), str(save_ledger)]
+    parts += [type(a).__module__ + "." + type(a).__qualname__ for a in adapters]
+    parts += [f"{path}={key}" for path, (key, _) in sorted(state.events.items())]
+    parts.append(ledger)
+    for file in _settings_files(project):
+        parts += [str(file), file.read_bytes()]
+    return digest(*parts)
+
+
+def _bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _settings_files(project: Path) -> list[Path]:
+    """announcer.yaml, series.yaml files and templates: what the event cache does not cover."""
+    found = [project / "announcer.yaml", *sorted((project / "series").glob("*/series.yaml"))]
+    found += sorted((project / "series").glob("*/templates/**/*"))
+    found += sorted((project / "templates").glob("**/*"))
+    found += sorted((project / "series").glob("*/*.csv"))
+    return [f for f in found if f.is_file()]
+
+
+def _still_valid(
+    state: BuildState, signature: str, now: datetime, target: Path, adapters: list[OutputAdapter]
+) -> bool:
+    """Whether the last build's output is exactly what this build would write."""
+    if not state.outputs or state.signature != signature:
+        return False
+    if not all(a.incremental for a in adapters):
+        return False
+    if state.valid_until is not None and now >= state.valid_until:
+        return False
+    return all(stat_of(target / path) == stat for path, (_, stat) in state.outputs.items())
+
+
+def next_change(site: Site, now: datetime) -> datetime | None:
+    """When time alone changes the output: an event ends (it becomes past) or leaves the
+    calendar window. Until then, a build with the same inputs writes the same bytes."""
+    moments = [e.finishes for e in ledgers.records(site) if e.finishes > now]
+    days = site.calendar.past_days
+    if days is not None:
+        window = timedelta(days=days)
+        moments += [m for m in (last_finish(e) + window for e in site.events()) if m > now]
+    return min(moments, default=None)
+
+
+def render(
+    context: BuildContext, adapters: list[OutputAdapter]
+) -> Iterator[OutputFile | KeyedFile]:
     """Every file of every adapter, one at a time."""
     for adapter in adapters:
         yield from adapter.files(context)

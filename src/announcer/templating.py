@@ -19,19 +19,30 @@ from babel.dates import format_date, format_interval, format_time, get_timezone_
 from markupsafe import Markup
 
 from announcer import markup
+from announcer.buildstate import digest
 from announcer.i18n import labels
 from announcer.model import Event
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 
 
-def environment(project: Path, series: str | None = None) -> jinja2.Environment:
-    """The environment for one series (its overrides first), or for the site."""
-    return _environment(project.resolve(), series)
+def environment(
+    project: Path, series: str | None = None, overrides: str | None = None
+) -> jinja2.Environment:
+    """The environment for one series (its overrides first), or for the site.
+
+    Environments are kept for the process, keyed by ``overrides`` (see
+    :func:`overrides_key`; worked out here when not given), so an override
+    added or edited while a preview runs is seen at the next build: Jinja's
+    own cache only notices changes to a template it already found.
+    """
+    if overrides is None:
+        overrides = overrides_key(project, series)
+    return _environment(project.resolve(), series, overrides)
 
 
 @lru_cache(maxsize=256)
-def _environment(project: Path, series: str | None) -> jinja2.Environment:
+def _environment(project: Path, series: str | None, overrides: str) -> jinja2.Environment:
     folders = [project / "templates", PACKAGE_TEMPLATES]
     if series is not None:
         folders.insert(0, project / "series" / series / "templates")
@@ -48,6 +59,25 @@ def _environment(project: Path, series: str | None) -> jinja2.Environment:
     env.globals["when"] = when
     env.globals["labels"] = labels
     return env
+
+
+def overrides_key(project: Path, series: str | None = None) -> str:
+    """A digest of the project's template overrides for ``series`` ('' when there are none).
+
+    Outputs cached between builds include it in their keys, so editing an
+    override re-renders what it shapes. Not cached here: a long-running preview
+    must see edits; adapters keep it for one build in ``context.cache``.
+    """
+    project = project.resolve()
+    folders = [project / "templates"]
+    if series is not None:
+        folders.append(project / "series" / series / "templates")
+    files = sorted(
+        f for folder in folders if folder.is_dir() for f in folder.rglob("*") if f.is_file()
+    )
+    if not files:
+        return ""
+    return digest(*(part for f in files for part in (str(f), f.read_bytes())))
 
 
 def markup_safe(html: str) -> Markup:

@@ -16,16 +16,20 @@ files whose bytes did not change.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import ClassVar
 
+import jinja2
+
+from announcer.buildstate import digest
 from announcer.errors import ConfigError
 from announcer.ledger import Ledger
 from announcer.model import Site
+from announcer.templating import environment, overrides_key
 
 GROUP = "announcer.outputs"
 
@@ -36,6 +40,41 @@ class OutputFile:
 
     path: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class KeyedFile:
+    """A file whose bytes follow from ``key`` alone.
+
+    When the last build wrote this path from the same key and the file on
+    disk is as it left it, ``make`` is not called. The key must cover
+    everything the bytes depend on; when in doubt, yield an OutputFile.
+    """
+
+    path: str
+    key: str
+    make: Callable[[], bytes]
+
+
+class Fragments:
+    """Serialised pieces (a VEVENT, a feed entry) kept from one build to the next.
+
+    ``get`` returns the bytes stored under ``key`` or makes and stores them;
+    only the pieces this build asked for are kept for the next one.
+    """
+
+    def __init__(self, known: dict[str, bytes] | None = None) -> None:
+        self.known = known or {}
+        self.used: dict[str, bytes] = {}
+
+    def get(self, key: str, make: Callable[[], bytes]) -> bytes:
+        found = self.used.get(key)
+        if found is None:
+            found = self.known.get(key)
+            if found is None:
+                found = make()
+            self.used[key] = found
+        return found
 
 
 @dataclass
@@ -54,15 +93,47 @@ class BuildContext:
     now: datetime
     cache: dict[str, object] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    fragments: Fragments = field(default_factory=Fragments)
+    inputs_key: str = ""  # a digest of every input, for outputs that may show anything
+
+    def settings_key(self, series: str | None = None) -> str:
+        """A digest of the site's settings and, with ``series``, that series' own (not its
+        events) and its template overrides: what any output of that series may show."""
+        slot = f"settings:{series}"
+        if slot not in self.cache:
+            parts = [repr(replace(self.site, series=())), self.overrides(series)]
+            if series is not None:
+                found = self.site.series_by_slug(series)
+                parts.append(repr(replace(found, events=(), mailing_list=None)))
+            self.cache[slot] = digest(*parts)
+        return str(self.cache[slot])
+
+    def environment(self, series: str | None) -> jinja2.Environment:
+        """The Jinja2 environment for ``series`` (or the site), with its overrides."""
+        return environment(self.project, series, self.overrides(series))
+
+    def overrides(self, series: str | None) -> str:
+        """The digest of the template overrides that apply to ``series``, once per build."""
+        slot = f"templates:{series}"
+        if slot not in self.cache:
+            self.cache[slot] = overrides_key(self.project, series)
+        return str(self.cache[slot])
 
 
 class OutputAdapter(ABC):
-    """Subclass this, set ``name``, implement ``files``; register the class as an entry point."""
+    """Subclass this, set ``name``, implement ``files``; register the class as an entry point.
+
+    Set ``incremental = True`` only if ``files`` depends on nothing but the
+    context, and on ``context.now`` only through the events' times (whether
+    an event is past, the calendar window): then a build whose inputs did not
+    change may skip the adapter altogether.
+    """
 
     name: ClassVar[str]
+    incremental: ClassVar[bool] = False
 
     @abstractmethod
-    def files(self, context: BuildContext) -> Iterable[OutputFile]:
+    def files(self, context: BuildContext) -> Iterable[OutputFile | KeyedFile]:
         """Every file this adapter contributes to the output tree."""
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,9 +26,10 @@ from lxml import etree
 from announcer import urls
 from announcer.adapters import listing
 from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
+from announcer.buildstate import digest
 from announcer.i18n import labels
 from announcer.model import Event, Series
-from announcer.templating import babel_locale, environment
+from announcer.templating import babel_locale
 
 GENERATOR = "announcer"
 TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml"}
@@ -53,6 +54,7 @@ class FeedSpec:
 
 class FeedsAdapter(OutputAdapter):
     name = "feeds"
+    incremental = True
 
     def files(self, context: BuildContext) -> Iterator[OutputFile]:
         writer = _Writer(context)
@@ -155,6 +157,7 @@ class _Writer:
         self.site = context.site
         self.series = {s.slug: s for s in context.site.series}
         self.entries: dict[tuple[str, str], bytes] = {}
+        self.built: dict[str, _Entry] = {}
 
     def feeds(self, spec: FeedSpec, events: Sequence[Event]) -> Iterator[OutputFile]:
         chosen = self._newest(events)
@@ -205,11 +208,35 @@ class _Writer:
         """One entry (Atom) or item (RSS), serialised once and spliced into every feed."""
         key = (event.key, kind)
         if key not in self.entries:
-            entry = self._build_entry(event)
-            for name, element in (("atom", entry.atom_entry()), ("rss", entry.rss_entry())):
-                xml = etree.tostring(element, pretty_print=True, encoding="UTF-8")
-                self.entries[(event.key, name)] = xml
+            stored = self._fragment_key(event)
+            both = [
+                self.context.fragments.get(f"{stored}:{name}", self._maker(event, name))
+                for name in ("atom", "rss")
+            ]
+            self.entries[(event.key, "atom")], self.entries[(event.key, "rss")] = both
         return self.entries[key]
+
+    def _maker(self, event: Event, kind: str) -> Callable[[], bytes]:
+        """Build the entry once for both formats, whichever is asked for first."""
+
+        def make() -> bytes:
+            if event.key not in self.built:
+                self.built[event.key] = self._build_entry(event)
+            entry = self.built[event.key]
+            element = entry.atom_entry() if kind == "atom" else entry.rss_entry()
+            return bytes(etree.tostring(element, pretty_print=True, encoding="UTF-8"))
+
+        return make
+
+    def _fragment_key(self, event: Event) -> str:
+        """What an entry depends on, for reuse across builds."""
+        revision = self.context.ledger.revision(event)
+        return digest(
+            "entry",
+            repr(event),
+            repr((revision.first_seen, revision.modified)),
+            self.context.settings_key(event.series),
+        )
 
     def _build_entry(self, event: Event) -> _Entry:
         series = self.series[event.series]
@@ -229,7 +256,7 @@ class _Writer:
         return entry
 
     def _content(self, event: Event, series: Series, page: str, ics: str) -> str:
-        template = environment(self.context.project, series.slug).get_template("feed/entry.html")
+        template = self.context.environment(series.slug).get_template("feed/entry.html")
         return template.render(
             event=event,
             series=series,

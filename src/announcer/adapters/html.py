@@ -11,21 +11,23 @@ from any address; links meant to be copied into other apps are absolute.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import jinja2
 from markupsafe import Markup
 
 from announcer import urls
 from announcer.adapters import addto, jsonld, listing
-from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
+from announcer.adapters.base import BuildContext, KeyedFile, OutputAdapter, OutputFile
 from announcer.adapters.ics import in_window
+from announcer.buildstate import digest
 from announcer.i18n import labels
 from announcer.model import Event, Series
 from announcer.recurrence import expand
-from announcer.templating import environment, when
+from announcer.templating import when
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -49,8 +51,9 @@ class Card:
 
 class HtmlAdapter(OutputAdapter):
     name = "html"
+    incremental = True
 
-    def files(self, context: BuildContext) -> Iterator[OutputFile]:
+    def files(self, context: BuildContext) -> Iterator[OutputFile | KeyedFile]:
         pages = _Pages(context)
         yield OutputFile(urls.STYLESHEET, (STATIC / "style.css").read_bytes())
         yield pages.index()
@@ -94,19 +97,50 @@ class _Pages:
         self, template: str, path: str, language: str, scope: Series | None = None, **values: object
     ) -> OutputFile:
         """Render with the series' template overrides when ``scope`` is a series."""
-        env = environment(self.context.project, scope.slug if scope else None)
-        html = env.get_template(template).render(
-            site=self.site,
-            page=path,
-            lang=language,
-            words=labels(language),
-            link=partial(urls.relative, path),
-            absolute=partial(urls.absolute, self.site),
-            webcal=urls.webcal,
-            urls=urls,
-            **values,
-        )
+        env = self.context.environment(scope.slug if scope else None)
+        shared = {
+            "site": self.site,
+            "page": path,
+            "lang": language,
+            "words": labels(language),
+            "link": partial(urls.relative, path),
+            "absolute": partial(urls.absolute, self.site),
+            "webcal": urls.webcal,
+            "urls": urls,
+        }
+        shared["item"] = self._items(env, shared, scope)
+        html = env.get_template(template).render(**shared, **values)
         return OutputFile(path, html.encode("utf-8"))
+
+    def _items(
+        self, env: jinja2.Environment, shared: dict[str, object], scope: Series | None
+    ) -> Callable[..., Markup]:
+        """The ``item`` a listing calls per event: each item's HTML is kept between builds.
+
+        A listing of ten thousand events is mostly items that did not change; the key
+        holds everything an item shows, including its links as seen from this page.
+        """
+        macros = env.get_template("site/macros.html").make_module(shared)
+        macro = macros.event_item  # type: ignore[attr-defined]
+        path, language = str(shared["page"]), str(shared["lang"])
+        settings = self.context.settings_key(scope.slug if scope else None)
+
+        def item(card: Card, show_series: bool = False, dates_only: bool = False) -> Markup:
+            key = digest(
+                "item",
+                repr(card.event),
+                repr((card.past, show_series, dates_only, language)),
+                urls.relative(path, card.page),
+                urls.relative(path, urls.series_page(card.series)),
+                settings,
+                self.context.settings_key(card.series.slug),
+            )
+            made = self.context.fragments.get(
+                key, lambda: str(macro(card, show_series, dates_only)).encode()
+            )
+            return Markup(made.decode())
+
+        return item
 
     def index(self) -> OutputFile:
         return self.render(
@@ -139,23 +173,48 @@ class _Pages:
             calendar=tag in self._calendar_tags(),
         )
 
-    def event_pages(self, event: Event, series: Series) -> Iterator[OutputFile]:
+    def event_pages(self, event: Event, series: Series) -> Iterator[KeyedFile]:
+        """An event's pages, rendered only when the event, its series or the clock moved them."""
         if event.repeat is None:
-            yield self.event_page(event, series)
+            yield self._keyed(event, series, None, lambda: self.event_page(event, series))
             return
         occurrences = expand(event)
-        yield self.render(
+        yield self._keyed(event, series, None, lambda: self.recurring_page(event, series))
+        for occurrence in occurrences:
+            yield self._keyed(
+                occurrence,
+                series,
+                event,
+                partial(self.event_page, occurrence, series, recurring=event),
+            )
+
+    def _keyed(
+        self, event: Event, series: Series, recurring: Event | None, make: Callable[[], OutputFile]
+    ) -> KeyedFile:
+        shown = expand(event) if event.repeat is not None else [event]
+        past = [listing.is_past(e, self.context.now) for e in shown]
+        anything = self.context.inputs_key if self.context.overrides(series.slug) else ""
+        key = digest(
+            "page",
+            repr(event),
+            repr(recurring),
+            repr(past),
+            self.context.settings_key(series.slug),
+            anything,
+        )
+        return KeyedFile(urls.event_page(event), key, lambda: make().data)
+
+    def recurring_page(self, event: Event, series: Series) -> OutputFile:
+        return self.render(
             "site/recurring.html",
             urls.event_page(event),
             series.language,
             series,
             event=event,
             series=series,
-            listing=self.sections(occurrences),
+            listing=self.sections(expand(event)),
             **self._subscribe(series),
         )
-        for occurrence in occurrences:
-            yield self.event_page(occurrence, series, recurring=event)
 
     def event_page(
         self, event: Event, series: Series, recurring: Event | None = None

@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 from icalendar import Timezone
 
 from announcer import markup, urls
-from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
+from announcer.adapters.base import BuildContext, KeyedFile, OutputAdapter, OutputFile
 from announcer.adapters.icstext import Lines, day, local, text, utc
+from announcer.buildstate import digest
 from announcer.i18n import labels
 from announcer.model import Event, Repeat, Series, Site
 from announcer.recurrence import last_finish
@@ -32,8 +33,9 @@ _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 class IcsAdapter(OutputAdapter):
     name = "ics"
+    incremental = True
 
-    def files(self, context: BuildContext) -> Iterator[OutputFile]:
+    def files(self, context: BuildContext) -> Iterator[OutputFile | KeyedFile]:
         writer = _Writer(context)
         site = context.site
         everything = in_window(site, context.now)
@@ -47,7 +49,7 @@ class IcsAdapter(OutputAdapter):
                 series,
             )
             for event in series.events:
-                yield writer.calendar(urls.event_ics(event), event.title, "", [event], series)
+                yield writer.event_file(event, series)
         for tag in sorted({t for e in everything for t in e.tags}):
             tagged = [e for e in everything if tag in e.tags]
             yield writer.calendar(urls.tag_calendar(tag), f"{site.title}: {tag}", "", tagged)
@@ -92,6 +94,7 @@ class _Writer:
         self.site = context.site
         self.series = {s.slug: s for s in context.site.series}
         self.events: dict[str, bytes] = {}
+        self.keys: dict[str, str] = {}
         self.zones: dict[tuple[str, int, int], bytes] = {}
 
     def calendar(
@@ -144,15 +147,37 @@ class _Writer:
             self.zones[key] = zone.to_ical()
         return self.zones[key]
 
+    def event_file(self, event: Event, series: Series) -> KeyedFile:
+        """``event.ics``: rendered only when the event or what it shows changed."""
+        path = urls.event_ics(event)
+        spans = sorted(_zone_spans([event]).items())
+        key = digest(path, self._key(event), repr(spans), repr(self.site.calendar.refresh))
+        return KeyedFile(
+            path, key, lambda: self.calendar(path, event.title, "", [event], series).data
+        )
+
     def _event(self, event: Event) -> bytes:
         if event.key not in self.events:
-            parts = [_vevent(event, self.context, self.series[event.series])]
-            parts.extend(
-                _vevent(o, self.context, self.series[o.series], master=event)
-                for o in event.overrides
+            self.events[event.key] = self.context.fragments.get(
+                self._key(event), lambda: self._serialise(event)
             )
-            self.events[event.key] = b"".join(parts)
         return self.events[event.key]
+
+    def _serialise(self, event: Event) -> bytes:
+        parts = [_vevent(event, self.context, self.series[event.series])]
+        parts.extend(
+            _vevent(o, self.context, self.series[o.series], master=event) for o in event.overrides
+        )
+        return b"".join(parts)
+
+    def _key(self, event: Event) -> str:
+        """What an event's VEVENTs depend on: the event, its revisions, its series' words."""
+        if event.key not in self.keys:
+            revisions = [self.context.ledger.revision(e) for e in (event, *event.overrides)]
+            dated = [(r.sequence, r.first_seen, r.modified) for r in revisions]
+            settings = self.context.settings_key(event.series)
+            self.keys[event.key] = digest("vevent", repr(event), repr(dated), settings)
+        return self.keys[event.key]
 
 
 def _zone_spans(events: list[Event]) -> dict[str, tuple[int, int]]:

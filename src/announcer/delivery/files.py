@@ -1,11 +1,15 @@
-"""Publishing the output tree all at once, rewriting only what changed.
+"""Publishing the output tree, rewriting only what changed.
 
-Files are staged in a sibling folder: a file whose bytes did not change is
-hard-linked from the current output (same inode, same mtime, so rsync and
-static hosts see nothing new), the others are written fresh. Only when every
-file is staged does the stage replace the output. A build that fails before
-that point leaves the previous output exactly as it was; a build that changed
-nothing touches nothing at all.
+Every changed file is first written into a staging folder beside the output;
+only when every adapter has produced every file are the staged files moved
+into place, each with an atomic rename, and the files no longer produced
+removed. A build that fails before that point leaves the previous output
+exactly as it was; a file whose bytes did not change is never touched (same
+inode, same mtime, so rsync and static hosts see nothing new); a first build
+appears all at once, by renaming the whole staging folder.
+
+A :class:`~announcer.adapters.base.KeyedFile` whose key and on-disk file are
+what the last build recorded is not even rendered.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from announcer.adapters.base import OutputFile
+from announcer.adapters.base import KeyedFile, OutputFile
+from announcer.buildstate import Stat, stat_of
 from announcer.errors import AnnouncerError
+
+Recorded = dict[str, tuple[str | None, Stat]]
 
 
 @dataclass
@@ -25,13 +32,16 @@ class WriteReport:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    recorded: Recorded = field(default_factory=dict)  # what the next build may trust
 
     @property
     def changed(self) -> bool:
         return bool(self.written or self.removed)
 
 
-def publish(files: Iterable[OutputFile], out: Path) -> WriteReport:
+def publish(
+    files: Iterable[OutputFile | KeyedFile], out: Path, previous: Recorded | None = None
+) -> WriteReport:
     """Make ``out`` hold exactly ``files``; see the module docstring for the guarantees."""
     out = out.resolve()
     stage = out.with_name(f".{out.name}.staging")
@@ -39,32 +49,58 @@ def publish(files: Iterable[OutputFile], out: Path) -> WriteReport:
         shutil.rmtree(stage)  # left by a build that was killed; never published
     report = WriteReport()
     try:
-        _stage(files, out, stage, report)
+        _Stager(out, stage, previous or {}, report).run(files)
         report.removed = sorted(_stale(out, set(report.written) | set(report.unchanged)))
-        if report.changed or not out.is_dir():
-            _swap(stage, out)
+        _commit(stage, out, report)
     finally:
         if stage.exists():
             shutil.rmtree(stage)
     return report
 
 
-def _stage(files: Iterable[OutputFile], out: Path, stage: Path, report: WriteReport) -> None:
-    seen: set[str] = set()
-    for item in files:
-        relative = _safe(item.path)
-        if relative in seen:
-            raise AnnouncerError(
-                f"two outputs want to write {relative}; check the adapters in 'outputs'"
-            )
-        seen.add(relative)
-        target, current = stage / relative, out / relative
+class _Stager:
+    """Decides, file by file, whether to keep what is in ``out`` or stage new bytes."""
+
+    def __init__(self, out: Path, stage: Path, previous: Recorded, report: WriteReport) -> None:
+        self.out, self.stage, self.previous, self.report = out, stage, previous, report
+        self.keys: dict[str, str | None] = {}
+
+    def run(self, files: Iterable[OutputFile | KeyedFile]) -> None:
+        for item in files:
+            relative = _safe(item.path)
+            if relative in self.keys:
+                raise AnnouncerError(
+                    f"two outputs want to write {relative}; check the adapters in 'outputs'"
+                )
+            key = item.key if isinstance(item, KeyedFile) else None
+            self.keys[relative] = key
+            self._one(relative, item, key)
+
+    def _one(self, relative: str, item: OutputFile | KeyedFile, key: str | None) -> None:
+        current = self.out / relative
+        if key is not None and self._trusted(relative, key, current):
+            self.report.unchanged.append(relative)
+            self.report.recorded[relative] = self.previous[relative]
+            return
+        data = item.make() if isinstance(item, KeyedFile) else item.data
+        if _same(current, data):
+            self.report.unchanged.append(relative)
+            self._record(relative, key, current)
+            return
+        target = self.stage / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        if _same(current, item.data) and _link(current, target):
-            report.unchanged.append(relative)
-        else:
-            target.write_bytes(item.data)
-            report.written.append(relative)
+        target.write_bytes(data)
+        self.report.written.append(relative)
+        self.report.recorded[relative] = (key, (len(data), 0, 0))  # stat set after the move
+
+    def _trusted(self, relative: str, key: str, current: Path) -> bool:
+        known = self.previous.get(relative)
+        return known is not None and known[0] == key and stat_of(current) == known[1]
+
+    def _record(self, relative: str, key: str | None, current: Path) -> None:
+        found = stat_of(current)
+        if found is not None:
+            self.report.recorded[relative] = (key, found)
 
 
 def _safe(path: str) -> str:
@@ -85,17 +121,6 @@ def _same(current: Path, data: bytes) -> bool:
         return False
 
 
-def _link(current: Path, target: Path) -> bool:
-    try:
-        os.link(current, target)
-    except OSError:  # a filesystem without hard links: copy, keeping the mtime
-        try:
-            shutil.copy2(current, target)
-        except OSError:
-            return False
-    return True
-
-
 def _stale(out: Path, keep: set[str]) -> Iterable[str]:
     if not out.is_dir():
         return
@@ -106,13 +131,29 @@ def _stale(out: Path, keep: set[str]) -> Iterable[str]:
                 yield relative
 
 
-def _swap(stage: Path, out: Path) -> None:
-    """Replace ``out`` with ``stage``; the old tree is removed only once the new one is in place."""
-    old = out.with_name(f".{out.name}.previous")
-    if old.exists():
-        shutil.rmtree(old)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(stage, out)
-    if old.exists():
-        shutil.rmtree(old)
+def _commit(stage: Path, out: Path, report: WriteReport) -> None:
+    """Move the staged files into place and drop the stale ones; the first build renames all."""
+    if not out.is_dir():
+        stage.mkdir(parents=True, exist_ok=True)
+        os.replace(stage, out)
+    else:
+        for relative in report.written:
+            target = out / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / relative, target)
+        for relative in report.removed:
+            (out / relative).unlink(missing_ok=True)
+        _prune(out, report.removed)
+    for relative in report.written:
+        found = stat_of(out / relative)
+        if found is not None:
+            report.recorded[relative] = (report.recorded[relative][0], found)
+
+
+def _prune(out: Path, removed: list[str]) -> None:
+    """Remove folders that removing files left empty."""
+    parents = {(out / r).parent for r in removed}
+    for folder in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+        while folder != out and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent

@@ -55,10 +55,23 @@ class YamlFile:
     problems: tuple[Diagnostic, ...] = ()
 
 
+def read_bytes(file: Path, shown: str) -> bytes | YamlFile:
+    """The file's bytes, or a YamlFile saying why it cannot be read."""
+    try:
+        return _read_bytes(file)
+    except _Unreadable as exc:
+        return YamlFile(shown, None, (Diagnostic(shown, 0, 0, exc.message, exc.hint),))
+
+
 def read_yaml(file: Path, shown: str) -> YamlFile:
     """Parse ``file``; every problem becomes a Diagnostic, never an exception."""
+    data = read_bytes(file, shown)
+    return data if isinstance(data, YamlFile) else parse_yaml(data, shown)
+
+
+def parse_yaml(data: bytes, shown: str) -> YamlFile:
+    """Parse the bytes of a file shown to the user as ``shown``."""
     try:
-        data = _read_bytes(file)
         if b"\x00" in data:
             line = data[: data.index(b"\x00")].count(b"\n") + 1
             return _fail(
@@ -68,8 +81,6 @@ def read_yaml(file: Path, shown: str) -> YamlFile:
                 "this looks like a binary file; event files are plain text",
             )
         text = data.decode("utf-8-sig")
-    except _Unreadable as exc:
-        return YamlFile(shown, None, (Diagnostic(shown, 0, 0, exc.message, exc.hint),))
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         return _fail(shown, line, "is not UTF-8 text", "save the file as UTF-8")

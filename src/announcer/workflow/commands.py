@@ -1,6 +1,7 @@
 """The organiser's commands: init, new, diff, serve, schema, import.
 
-Registered on the main group at the end of :mod:`announcer.cli`. Like the rest
+Registered on the main group at the end of :mod:`announcer.cli`. Each command
+imports its module when it runs, so ``announcer build`` starts without them. Like the rest
 of the CLI, each command parses its arguments, calls one library function and
 prints the outcome; errors the user can act on are printed without a traceback
 and exit 1.
@@ -19,10 +20,7 @@ import click
 
 from announcer.cli_support import friendly, project_of
 from announcer.errors import AnnouncerError, ValidationFailed
-from announcer.workflow import diff as changes
-from announcer.workflow import diffview, importer, scaffold
 from announcer.workflow import schema as schemas
-from announcer.workflow import serve as live
 
 
 @click.command("init")
@@ -38,6 +36,8 @@ def init(directory: Path, title: str, series: str, timezone: str | None) -> None
     workflows that check pull requests and publish to GitHub Pages. The result
     builds at once. Refuses a folder that already holds a project.
     """
+    from announcer.workflow import scaffold
+
     report = scaffold.init_project(directory, title=title, series=series, timezone=timezone)
     for path in report.written:
         click.echo(f"created {directory / path}")
@@ -63,6 +63,8 @@ def new(ctx: click.Context, /, series: str, **options: Any) -> None:
     The new file is checked by loading the project; if it has errors it is
     removed again. An existing file is never overwritten.
     """
+    from announcer.workflow import scaffold
+
     options["speakers"] = tuple(options["speakers"])
     root = project_of(ctx)
     path, elsewhere = scaffold.new_event(root, scaffold.NewEvent(series=series, **options))
@@ -120,6 +122,9 @@ def diff(ctx: click.Context, /, against: str, style: str, now: str | None) -> No
     event instead of cancelling it is warned about: subscribed calendars
     would keep showing it.
     """
+    from announcer.workflow import diff as changes
+    from announcer.workflow import diffview
+
     project = project_of(ctx)
     try:
         report = changes.diff(project, against, parse_now(now))
@@ -153,6 +158,8 @@ def serve(ctx: click.Context, /, port: int) -> None:
     its ledger are left alone. Errors show in the browser and here. Stop with
     Ctrl-C.
     """
+    from announcer.workflow import serve as live
+
     try:
         preview = live.Preview(project_of(ctx), port=port, log=click.echo)
     except OSError as exc:
@@ -185,6 +192,8 @@ def import_ics(ctx: click.Context, /, file: Path, series: str, timezone: str | N
     duplicates. Events announcer cannot express (repeating forever, yearly...)
     are skipped and listed; nothing existing is overwritten.
     """
+    from announcer.workflow import importer
+
     report = importer.import_calendar(project_of(ctx), file, series, timezone)
     if report.created_series:
         click.echo(f"created series/{series}/series.yaml")

@@ -1,0 +1,169 @@
+"""Reusing the last build: skipped work must never mean stale output.
+
+Every test changes one thing a page or calendar depends on, rebuilds, and
+checks the output against a build made from scratch in a fresh folder with a
+fresh cache: the two must be byte-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from announcer import buildstate, pipeline
+from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile, select
+from tests.conftest import NOW, MakeProject
+
+TALK = "series/s/events/talk.yaml"
+PAGE = "s/talk/index.html"
+
+
+def tree(make_project: MakeProject) -> Path:
+    return make_project(
+        {
+            "announcer.yaml": "base_url: https://example.org/\n",
+            "series/s/series.yaml": "title: Seminars\ntimezone: America/Toronto\n",
+            TALK: "title: A talk\nstart: 2026-12-04 12:00\nlocation: Room 1\ntags: [one]\n",
+            "series/s/events/other.yaml": "title: Another\nstart: 2026-12-11 12:00\ntags: [two]\n",
+        }
+    )
+
+
+def contents(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def from_scratch(
+    root: Path, tmp_path: Path, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, bytes]:
+    """The same project built in a new folder with an empty cache and the same ledger."""
+    monkeypatch.setenv("ANNOUNCER_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    fresh = tmp_path / "fresh-out"
+    pipeline.build(root, fresh, now=now, save_ledger=False)
+    monkeypatch.undo()
+    return contents(fresh)
+
+
+def rebuild_matches_scratch(
+    root: Path, out: Path, tmp_path: Path, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> pipeline.BuildResult:
+    result = pipeline.build(root, out, now=now)
+    assert contents(out) == from_scratch(root, tmp_path, now, monkeypatch)
+    return result
+
+
+class Counting(OutputAdapter):
+    name = "counting"
+    incremental: ClassVar[bool] = True
+    calls: ClassVar[int] = 0
+
+    def files(self, context: BuildContext) -> Iterator[OutputFile]:
+        Counting.calls += 1
+        yield OutputFile("count.txt", b"x")
+
+
+def test_unchanged_inputs_run_no_adapter(make_project: MakeProject, tmp_path: Path) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    Counting.calls = 0
+    pipeline.build(root, out, now=NOW, adapters=[*select(None), Counting()])
+    result = pipeline.build(root, out, now=NOW, adapters=[*select(None), Counting()])
+    assert Counting.calls == 1
+    assert result.report.written == [] and "count.txt" in result.report.unchanged
+
+
+def test_a_non_incremental_adapter_always_runs(make_project: MakeProject, tmp_path: Path) -> None:
+    class Plain(Counting):
+        incremental: ClassVar[bool] = False
+
+    root, out = tree(make_project), tmp_path / "out"
+    Counting.calls = 0
+    pipeline.build(root, out, now=NOW, adapters=[Plain()])
+    pipeline.build(root, out, now=NOW, adapters=[Plain()])
+    assert Counting.calls == 2
+
+
+def test_time_passing_marks_the_event_past(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    assert b"already taken place" not in (out / PAGE).read_bytes().split(b"<script")[0]
+    later = datetime(2026, 12, 5, tzinfo=UTC)
+    result = rebuild_matches_scratch(root, out, tmp_path, later, monkeypatch)
+    assert PAGE in result.report.written
+    assert "s/other/index.html" not in result.report.written
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "rewritten"),
+    [
+        (TALK, "Room 1", "Room 2", {PAGE, "s/talk/event.ics", "calendar.ics"}),
+        ("series/s/series.yaml", "title: Seminars", "title: Talks", {PAGE, "s/other/index.html"}),
+        ("announcer.yaml", "example.org", "example.net", {PAGE, "feed.atom", "s/talk/event.ics"}),
+    ],
+)
+def test_each_input_change_reaches_every_output_it_shapes(
+    make_project: MakeProject,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    old: str,
+    new: str,
+    rewritten: set[str],
+) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    text = (root / path).read_text()
+    (root / path).write_text(text.replace(old, new))
+    result = rebuild_matches_scratch(root, out, tmp_path, NOW, monkeypatch)
+    assert rewritten <= set(result.report.written)
+
+
+def test_template_overrides_are_part_of_the_key(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    override = root / "series/s/templates/site/event.html"
+    override.parent.mkdir(parents=True)
+    override.write_text("<p>first {{ event.title }}</p>\n")
+    rebuild_matches_scratch(root, out, tmp_path, NOW, monkeypatch)
+    assert (out / PAGE).read_text() == "<p>first A talk</p>\n"
+    override.write_text("<p>second {{ event.title }}</p>\n")
+    rebuild_matches_scratch(root, out, tmp_path, NOW, monkeypatch)
+    assert (out / PAGE).read_text() == "<p>second A talk</p>\n"
+
+
+def test_a_tampered_output_file_is_restored(make_project: MakeProject, tmp_path: Path) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    original = (out / PAGE).read_bytes()
+    (out / PAGE).write_bytes(b"defaced")
+    (out / "s/talk/event.ics").unlink()
+    result = pipeline.build(root, out, now=NOW)
+    assert (out / PAGE).read_bytes() == original
+    assert (out / "s/talk/event.ics").exists()
+    assert set(result.report.written) == {PAGE, "s/talk/event.ics"}
+
+
+def test_a_damaged_cache_only_costs_a_full_build(
+    make_project: MakeProject, tmp_path: Path, build_cache: Path
+) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    before = contents(out)
+    for state in build_cache.glob("*.pickle"):
+        state.write_bytes(b"\x80\x05garbage")
+    pipeline.build(root, out, now=NOW)
+    assert contents(out) == before
+    assert buildstate.load(root, out).outputs  # written afresh
+
+
+def test_the_cache_is_never_inside_the_project(make_project: MakeProject, tmp_path: Path) -> None:
+    root = tree(make_project)
+    pipeline.build(root, tmp_path / "out", now=NOW)
+    assert not list(root.rglob("*.pickle"))
