@@ -142,7 +142,10 @@ class _Progress:
 @click.pass_context
 @friendly
 def announce(
-    ctx: click.Context, now: str | None, dry_run: bool, series: tuple[str, ...],
+    ctx: click.Context,
+    now: str | None,
+    dry_run: bool,
+    series: tuple[str, ...],
     events: tuple[str, ...],
 ) -> None:
     """Send the announcement, reminder, update and cancellation emails that are due.
@@ -156,7 +159,11 @@ def announce(
     progress = _Progress()
     try:
         report = pipeline.announce(
-            project_of(ctx), now=_parse_now(now), dry_run=dry_run, series=series, events=events,
+            project_of(ctx),
+            now=_parse_now(now),
+            dry_run=dry_run,
+            series=series,
+            events=events,
             progress=progress,
         )
     finally:
@@ -166,8 +173,10 @@ def announce(
     for due in report.due:
         copies = sum(1 for m in report.messages if m.due is due)
         subject = next((str(m.message["Subject"]) for m in report.messages if m.due is due), "")
-        click.echo(f"{due.kind:12} {due.event.key} (revision {due.sequence}, "
-                   f"{copies} message{'s' if copies != 1 else ''}): {subject}")
+        click.echo(
+            f"{due.kind:12} {due.event.key} (revision {due.sequence}, "
+            f"{copies} message{'s' if copies != 1 else ''}): {subject}"
+        )
     if report.dry_run:
         click.echo(f"dry run: {len(report.messages)} messages due; nothing sent or recorded")
         return
@@ -188,7 +197,9 @@ def _delivery_summary(report: AnnounceReport) -> None:
 
 @main.command()
 @click.option(
-    "--state", "states", multiple=True,
+    "--state",
+    "states",
+    multiple=True,
     type=click.Choice(["pending", "sending", "sent", "failed", "in_doubt"]),
     help="Only messages in this state (repeatable).",
 )
@@ -202,8 +213,10 @@ def outbox(ctx: click.Context, states: tuple[str, ...]) -> None:
     summary, entries = outbox_status(project_of(ctx), wanted)
     for entry in entries:
         when = entry.sent_at if entry.state == "sent" and entry.sent_at else entry.updated_at
-        click.echo(f"{entry.state:8} {when:%Y-%m-%d %H:%M}Z {entry.kind:12} {entry.event_key}"
-                   f" -> {', '.join(entry.recipients)}")
+        click.echo(
+            f"{entry.state:8} {when:%Y-%m-%d %H:%M}Z {entry.kind:12} {entry.event_key}"
+            f" -> {', '.join(entry.recipients)}"
+        )
         if entry.state != "sent" and entry.reply:
             click.echo(f"         {entry.reply}")
     click.echo(

@@ -112,9 +112,7 @@ def transport_for(site: Site, project: Path) -> Transport:
 
 def planned(messages: Sequence[Composed]) -> list[PlannedMessage]:
     return [
-        PlannedMessage.from_email(
-            c.key, c.message, kind=c.due.kind, event_key=c.due.event.key
-        )
+        PlannedMessage.from_email(c.key, c.message, kind=c.due.kind, event_key=c.due.event.key)
         for c in messages
     ]
 

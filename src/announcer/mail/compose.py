@@ -112,13 +112,9 @@ def targets(series: Series) -> list[_Target]:
     if found is None:
         return []
     if found.to:
-        to = tuple(
-            _address(name, address) for name, address in getaddresses([one_line(found.to)])
-        )
+        to = tuple(_address(name, address) for name, address in getaddresses([one_line(found.to)]))
         return [_Target(", ".join(a.addr_spec for a in to).lower(), to)]
-    return [
-        _Target(r.email.lower(), (_address(r.name, r.email),), r) for r in found.recipients
-    ]
+    return [_Target(r.email.lower(), (_address(r.name, r.email),), r) for r in found.recipients]
 
 
 def _address(name: str, address: str) -> Address:
@@ -307,4 +303,3 @@ def render(
     text = env.get_template(f"email/{due.kind}.txt").render(context)
     html = env.get_template(f"email/{due.kind}.html").render(context)
     return text, html, subject
-
