@@ -28,7 +28,7 @@ import jinja2
 from announcer.buildstate import digest
 from announcer.errors import ConfigError
 from announcer.ledger import Ledger
-from announcer.model import Site
+from announcer.model import Event, Site
 from announcer.templating import environment, overrides_key
 
 GROUP = "announcer.outputs"
@@ -95,6 +95,15 @@ class BuildContext:
     warnings: list[str] = field(default_factory=list)
     fragments: Fragments = field(default_factory=Fragments)
     inputs_key: str = ""  # a digest of every input, for outputs that may show anything
+
+    def identity(self, event: Event | None) -> str:
+        """A digest of everything an event holds, worked out once per build."""
+        if event is None:
+            return ""
+        slot = f"event:{event.key}"
+        if slot not in self.cache:
+            self.cache[slot] = digest(repr(event))
+        return str(self.cache[slot])
 
     def settings_key(self, series: str | None = None) -> str:
         """A digest of the site's settings and, with ``series``, that series' own (not its

@@ -233,7 +233,7 @@ class _Writer:
         revision = self.context.ledger.revision(event)
         return digest(
             "entry",
-            repr(event),
+            self.context.identity(event),
             repr((revision.first_seen, revision.modified)),
             self.context.settings_key(event.series),
         )

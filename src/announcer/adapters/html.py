@@ -42,11 +42,15 @@ class Card:
     past: bool
     starts: str  # ISO 8601 with offset, for <time datetime>
     ends: str  # UTC instant, for the script that marks past events
-    when: str  # the date and time in words, worked out once for every listing that shows it
 
     @property
     def lang(self) -> str:
         return self.series.language
+
+    @property
+    def when(self) -> str:
+        """The date and time in words; only an item or page actually rendered asks."""
+        return when(self.event, self.series.language)
 
 
 class HtmlAdapter(OutputAdapter):
@@ -85,7 +89,6 @@ class _Pages:
                 past=listing.is_past(event, self.context.now),
                 starts=event.start.isoformat(),
                 ends=listing.utc_stamp(event.finishes),
-                when=when(event, series.language),
             )
         return self.cards[event.key]
 
@@ -128,7 +131,7 @@ class _Pages:
         def item(card: Card, show_series: bool = False, dates_only: bool = False) -> Markup:
             key = digest(
                 "item",
-                repr(card.event),
+                self.context.identity(card.event),
                 repr((card.past, show_series, dates_only, language)),
                 urls.relative(path, card.page),
                 urls.relative(path, urls.series_page(card.series)),
@@ -196,8 +199,8 @@ class _Pages:
         anything = self.context.inputs_key if self.context.overrides(series.slug) else ""
         key = digest(
             "page",
-            repr(event),
-            repr(recurring),
+            self.context.identity(event),
+            self.context.identity(recurring),
             repr(past),
             self.context.settings_key(series.slug),
             anything,

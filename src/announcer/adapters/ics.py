@@ -176,7 +176,9 @@ class _Writer:
             revisions = [self.context.ledger.revision(e) for e in (event, *event.overrides)]
             dated = [(r.sequence, r.first_seen, r.modified) for r in revisions]
             settings = self.context.settings_key(event.series)
-            self.keys[event.key] = digest("vevent", repr(event), repr(dated), settings)
+            self.keys[event.key] = digest(
+                "vevent", self.context.identity(event), repr(dated), settings
+            )
         return self.keys[event.key]
 
 

@@ -124,9 +124,10 @@ def _same(current: Path, data: bytes) -> bool:
 def _stale(out: Path, keep: set[str]) -> Iterable[str]:
     if not out.is_dir():
         return
-    for path in out.rglob("*"):
-        if path.is_file() or path.is_symlink():
-            relative = path.relative_to(out).as_posix()
+    for folder, _, names in os.walk(out):
+        prefix = os.path.relpath(folder, out).replace(os.sep, "/")
+        for name in names:
+            relative = name if prefix == "." else f"{prefix}/{name}"
             if relative not in keep:
                 yield relative
 
