@@ -497,15 +497,19 @@ class Outbox:
         return _entry(rows[0])
 
     def keys(self, state: State) -> builtins.list[str]:
-        return [row[0] for row in self._query(
-            "SELECT key FROM messages WHERE state = ? ORDER BY rowid", (state,)
-        )]
+        return [
+            row[0]
+            for row in self._query(
+                "SELECT key FROM messages WHERE state = ? ORDER BY rowid", (state,)
+            )
+        ]
 
     def summary(self) -> OutboxSummary:
         """How many messages are in each state."""
-        counts = {row[0]: row[1] for row in self._query(
-            "SELECT state, count(*) FROM messages GROUP BY state"
-        )}
+        counts = {
+            row[0]: row[1]
+            for row in self._query("SELECT state, count(*) FROM messages GROUP BY state")
+        }
         return OutboxSummary(**counts)
 
     def list(
@@ -904,7 +908,7 @@ class FileTransport:
         from the files themselves on the next run.
         """
         for start in range(0, len(run.messages), FILE_BATCH):
-            batch = run.messages[start:start + FILE_BATCH]
+            batch = run.messages[start : start + FILE_BATCH]
             paths = [self.path_for(run.outbox, message.key) for message in batch]
             pairs = list(zip(batch, paths, strict=True))
             await asyncio.gather(*(run.begin(m, via=f"file {p}") for m, p in pairs))
@@ -941,7 +945,7 @@ def _write_file(path: Path, data: bytes) -> OSError | None:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

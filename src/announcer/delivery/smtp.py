@@ -207,9 +207,7 @@ class SmtpTransport:
             values.append(value)
         return values[0], values[1]
 
-    def _connect_problem(
-        self, exc: Exception, credentials: tuple[str, str] | None
-    ) -> Exception:
+    def _connect_problem(self, exc: Exception, credentials: tuple[str, str] | None) -> Exception:
         """Sort a failure to connect into fatal (stop the run) or transient (try again)."""
         where = f"{self.settings.host}:{self.settings.effective_port}"
         problem = _fatal_connect_problem(exc, where, self.settings)
@@ -232,7 +230,9 @@ async def _log_in(client: SMTP, username: str, password: str) -> None:
     if not methods:
         raise SMTPException("the server offers no AUTH mechanism announcer can use (PLAIN, LOGIN)")
     mechanisms = {
-        "cram-md5": client.auth_crammd5, "plain": client.auth_plain, "login": client.auth_login,
+        "cram-md5": client.auth_crammd5,
+        "plain": client.auth_plain,
+        "login": client.auth_login,
     }
     await mechanisms[methods[0]](username, password)
 
