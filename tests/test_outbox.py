@@ -108,6 +108,13 @@ def test_wire_bytes_are_crlf_terminated_and_stable(raw: bytes) -> None:
     assert wire_bytes(wire) == wire
 
 
+@given(st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n"]), max_size=40).map(b"".join))
+def test_wire_bytes_skip_only_what_is_already_in_wire_form(raw: bytes) -> None:
+    lines = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    expected = b"\r\n".join(lines) + (b"" if raw.endswith((b"\r", b"\n")) else b"\r\n")
+    assert wire_bytes(raw) == expected
+
+
 @given(st.text(min_size=1, max_size=120), st.text(min_size=1, max_size=120))
 def test_safe_names_are_plain_and_tell_keys_apart(first: str, second: str) -> None:
     name = safe_name(first)

@@ -118,10 +118,19 @@ def wire_bytes(raw: bytes) -> bytes:
     """``raw`` with CRLF line ends and a final CRLF: exactly what SMTP DATA carries.
 
     Storing this form is what lets the file transport and the SMTP server
-    receive the very same bytes.
+    receive the very same bytes. Bytes already in that form (every message read
+    back from the outbox) are returned as they are, without a regex pass.
     """
+    if _in_wire_form(raw):
+        return raw
     normalized = _LINE_ENDINGS.sub(b"\r\n", raw)
     return normalized if normalized.endswith(b"\r\n") else normalized + b"\r\n"
+
+
+def _in_wire_form(raw: bytes) -> bool:
+    """Every CR and every LF belongs to a CRLF pair, and the last line ends with one."""
+    pairs = raw.count(b"\r\n")
+    return raw.endswith(b"\r\n") and raw.count(b"\r") == pairs == raw.count(b"\n")
 
 
 def safe_name(key: str) -> str:
