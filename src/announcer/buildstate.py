@@ -111,10 +111,10 @@ def stat_of(path: Path) -> Stat | None:
 
 
 def digest(*parts: bytes | str) -> str:
-    """A short content key: blake2b over the parts, each length-prefixed."""
+    """A short content key: blake2b over the parts, kept apart so no two lists collide."""
     hasher = hashlib.blake2b(digest_size=16)
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
-        hasher.update(len(data).to_bytes(8, "little"))
+        hasher.update(b"%d:" % len(data))
         hasher.update(data)
     return hasher.hexdigest()

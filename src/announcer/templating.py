@@ -9,6 +9,7 @@ a template, so ``{{ 7*7 }}`` in a title prints as written.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,7 @@ from babel.dates import format_date, format_interval, format_time, get_timezone_
 from markupsafe import Markup
 
 from announcer import markup
-from announcer.buildstate import digest
+from announcer.buildstate import cache_dir, digest
 from announcer.i18n import labels
 from announcer.model import Event
 
@@ -47,6 +48,7 @@ def _environment(project: Path, series: str | None, overrides: str) -> jinja2.En
     if series is not None:
         folders.insert(0, project / "series" / series / "templates")
     env = jinja2.Environment(
+        bytecode_cache=_bytecode_cache(),
         loader=jinja2.FileSystemLoader([str(f) for f in folders if f.is_dir()]),
         autoescape=jinja2.select_autoescape(["html", "htm", "xml", "j2"], default_for_string=False),
         undefined=jinja2.StrictUndefined,
@@ -78,6 +80,26 @@ def overrides_key(project: Path, series: str | None = None) -> str:
     if not files:
         return ""
     return digest(*(part for f in files for part in (str(f), f.read_bytes())))
+
+
+@lru_cache(maxsize=1)
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept in the user's cache folder, so a new process does not
+    compile them again (Jinja checks each against its source)."""
+    folder = cache_dir() / "templates"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return _QuietBytecodeCache(str(folder))
+
+
+class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """A cache that cannot be written (removed, full, read-only) only costs a compile."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
 
 
 def markup_safe(html: str) -> Markup:
