@@ -9,30 +9,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from announcer import __version__, pipeline
-from announcer.cli_support import friendly, project_of
+from announcer.cli_support import friendly, parse_now, project_of
 
 if TYPE_CHECKING:
     from announcer.delivery.outbox import Progress, State
     from announcer.mail.announce import AnnounceReport
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _parse_now(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("use ISO 8601, e.g. 2018-11-23T09:00:00-05:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,7 +83,7 @@ def build(ctx: click.Context, out: Path | None, now: str | None) -> None:
     untouched. The ledger file (ledger.json) records each event's revision;
     commit it with your event files.
     """
-    result = pipeline.build(project_of(ctx), out, now=_parse_now(now))
+    result = pipeline.build(project_of(ctx), out, now=parse_now(now))
     report = result.report
     click.echo(
         f"built {result.output}: {len(report.written)} written, "
@@ -160,7 +149,7 @@ def announce(
     try:
         report = pipeline.announce(
             project_of(ctx),
-            now=_parse_now(now),
+            now=parse_now(now),
             dry_run=dry_run,
             series=series,
             events=events,

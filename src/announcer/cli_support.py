@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +37,17 @@ def friendly(command: F) -> F:
             sys.exit(1)
 
     return run  # type: ignore[return-value]
+
+
+def parse_now(value: str | None) -> datetime | None:
+    """``--now``: ISO 8601, UTC unless an offset is given."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use ISO 8601, e.g. 2018-11-23T09:00:00-05:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def project_of(ctx: click.Context) -> Path:

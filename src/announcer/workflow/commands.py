@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from announcer.cli_support import friendly, project_of
+from announcer.cli_support import friendly, parse_now, project_of
 from announcer.errors import AnnouncerError, ValidationFailed
 from announcer.workflow import schema as schemas
 
@@ -134,17 +133,6 @@ def diff(ctx: click.Context, /, against: str, style: str, now: str | None) -> No
         click.echo(diffview.errors_markdown(exc.diagnostics), nl=False)
         sys.exit(1)
     click.echo((diffview.markdown if style == "markdown" else diffview.text)(report), nl=False)
-
-
-def parse_now(value: str | None) -> datetime | None:
-    """``--now`` read as the core commands read it: ISO 8601, UTC unless an offset is given."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("use ISO 8601, e.g. 2018-11-23T09:00:00-05:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @click.command("serve")
