@@ -255,6 +255,21 @@ def test_a_durable_change_is_on_disk_when_it_returns_and_later_ones_wait(tmp_pat
         asyncio.run(run())
 
 
+def test_a_commit_that_must_not_wait_gives_way_to_another_writer(tmp_path: Path) -> None:
+    one = planned(1)
+    with Outbox.open(tmp_path) as outbox:
+        outbox.plan([one])
+        blocker = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        change = Transition(one.key, "sending", attempted=True)
+        assert outbox.record([change], wait=False) is False
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert state_on_disk(tmp_path, one.key) == "pending"
+        assert outbox.record([change], wait=False) is True
+        assert state_on_disk(tmp_path, one.key) == "sending"
+
+
 def test_a_change_that_cannot_be_committed_is_never_dropped_silently(tmp_path: Path) -> None:
     with Outbox.open(tmp_path) as outbox:
         outbox.plan([planned(1)])
