@@ -344,3 +344,34 @@ def test_the_lock_dies_with_its_process(tmp_path: Path) -> None:
                     assert outbox.locked
         finally:
             holder.kill()
+
+
+def test_the_cli_lists_in_doubt_keys_and_records_the_operators_decision(
+    example_project: Path,
+) -> None:
+    """``announcer outbox`` names each in-doubt message and takes the verdict on it."""
+    from click.testing import CliRunner
+
+    from announcer.cli import main
+    from announcer.mail.announce import state_dir
+
+    one, two = planned(1), planned(2)
+    folder = state_dir(example_project)
+    with Outbox.open(folder) as outbox:
+        outbox.plan([one, two])
+        interrupt(outbox, one.key, "smtp mail.example.org:587")
+        interrupt(outbox, two.key, "smtp mail.example.org:587")
+        with outbox.lock():
+            outbox.recover_interrupted()
+    runner = CliRunner()
+    listed = runner.invoke(main, ["-C", str(example_project), "outbox"])
+    assert listed.exit_code == 0, listed.output
+    assert f"key: {one.key}" in listed.output and "2 in doubt" in listed.output
+    decided = runner.invoke(
+        main, ["-C", str(example_project), "outbox", "--mark-sent", one.key, "--send-again", two.key]
+    )
+    assert decided.exit_code == 0, decided.output
+    with Outbox.open(folder) as outbox:
+        assert (outbox.get(one.key).state, outbox.get(two.key).state) == ("sent", "pending")
+    wrong = runner.invoke(main, ["-C", str(example_project), "outbox", "--mark-sent", one.key])
+    assert wrong.exit_code == 1 and "is sent, not in doubt" in wrong.output

@@ -192,12 +192,37 @@ def _delivery_summary(report: AnnounceReport) -> None:
     type=click.Choice(["pending", "sending", "sent", "failed", "in_doubt"]),
     help="Only messages in this state (repeatable).",
 )
+@click.option(
+    "--mark-sent",
+    "arrived",
+    multiple=True,
+    metavar="KEY",
+    help="An in-doubt message did arrive (checked with the recipient): never resend it.",
+)
+@click.option(
+    "--send-again",
+    "again",
+    multiple=True,
+    metavar="KEY",
+    help="An in-doubt message did not arrive: the next announce sends it.",
+)
 @click.pass_context
 @friendly
-def outbox(ctx: click.Context, states: tuple[str, ...]) -> None:
-    """List what was sent, to whom and when, and what is pending, failed or in doubt."""
-    from announcer.mail.announce import outbox_status
+def outbox(
+    ctx: click.Context, states: tuple[str, ...], arrived: tuple[str, ...], again: tuple[str, ...]
+) -> None:
+    """List what was sent, to whom and when, and what is pending, failed or in doubt.
 
+    A message is in doubt when the connection broke before the server said it
+    had the message; it is never sent again on its own. Decide with
+    --mark-sent KEY or --send-again KEY (the key is listed under it).
+    """
+    from announcer.mail.announce import outbox_status, resolve_in_doubt
+
+    for key in arrived:
+        resolve_in_doubt(project_of(ctx), key, "sent")
+    for key in again:
+        resolve_in_doubt(project_of(ctx), key, "retry")
     wanted = [cast("State", state) for state in states] or None
     summary, entries = outbox_status(project_of(ctx), wanted)
     for entry in entries:
@@ -208,6 +233,8 @@ def outbox(ctx: click.Context, states: tuple[str, ...]) -> None:
         )
         if entry.state != "sent" and entry.reply:
             click.echo(f"         {entry.reply}")
+        if entry.state == "in_doubt":
+            click.echo(f"         key: {entry.key}")
     click.echo(
         f"{summary.sent} sent, {summary.pending} pending, {summary.failed} failed, "
         f"{summary.in_doubt} in doubt" + (f", {summary.sending} sending" if summary.sending else "")

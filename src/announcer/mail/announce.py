@@ -24,10 +24,12 @@ from pathlib import Path
 from announcer import ledger as ledgers
 from announcer.delivery.outbox import (
     DB_NAME,
+    Decision,
     DeliveryReport,
     FileTransport,
     Outbox,
     OutboxEntry,
+    OutboxError,
     OutboxSummary,
     PlannedMessage,
     ProgressCallback,
@@ -173,6 +175,15 @@ def record(
                 ledger = ledgers.record_sent(ledger, due.event.key, kind, due.sequence, now)
             recorded.append(due)
     return ledger, recorded
+
+
+def resolve_in_doubt(project: Path, key: str, decision: Decision) -> None:
+    """An operator's verdict on a message the server may or may not have received."""
+    folder = state_dir(project)
+    if not (folder / DB_NAME).exists():
+        raise OutboxError("there is no outbox here yet; nothing has been announced")
+    with Outbox.open(folder) as outbox, outbox.lock():
+        outbox.resolve(key, decision)
 
 
 def outbox_status(
