@@ -6,6 +6,10 @@ adapters; this module holds only labels.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
+
 LABELS: dict[str, dict[str, str]] = {
     "en": {
         # email (announcer.mail): intros, subjects and footers of the four kinds
@@ -127,10 +131,14 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-def labels(language: str) -> dict[str, str]:
-    """Labels for ``language`` (``fr-CA`` uses ``fr``), English for anything else."""
+@lru_cache(maxsize=64)
+def labels(language: str) -> Mapping[str, str]:
+    """Labels for ``language`` (``fr-CA`` uses ``fr``), English for anything else.
+
+    Read-only and shared: every page, feed entry and email asks for them.
+    """
     base = language.replace("_", "-").split("-")[0].lower()
-    return {**LABELS["en"], **LABELS.get(base, {})}
+    return MappingProxyType({**LABELS["en"], **LABELS.get(base, {})})
 
 
 def label(language: str, key: str) -> str:

@@ -6,8 +6,6 @@ than building paths of its own, so they cannot drift apart.
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
-
 from announcer.model import Event, Series, Site
 
 
@@ -71,7 +69,8 @@ def absolute(site: Site, path: str) -> str:
     """The public URL of an output path; ``index.html`` is dropped so links stay pretty."""
     if path == "index.html" or path.endswith("/index.html"):
         path = path[: -len("index.html")]
-    return urljoin(site.base_url, path)
+    base = site.base_url if site.base_url.endswith("/") else site.base_url + "/"
+    return base + path  # output paths are relative and never climb, so no urljoin needed
 
 
 def relative(page: str, target: str) -> str:

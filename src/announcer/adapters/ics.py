@@ -11,7 +11,7 @@ ledger give the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -228,7 +228,7 @@ def _vevent(
     return vevent.end()
 
 
-def _place(vevent: Lines, event: Event, words: dict[str, str]) -> None:
+def _place(vevent: Lines, event: Event, words: Mapping[str, str]) -> None:
     """LOCATION for every client; CONFERENCE (RFC 7986) for the ones that know it."""
     if event.location or event.online_url:
         vevent.add("LOCATION", text(event.location or event.online_url))
@@ -238,7 +238,7 @@ def _place(vevent: Lines, event: Event, words: dict[str, str]) -> None:
         )
 
 
-def _description(event: Event, site: Site, words: dict[str, str]) -> str:
+def _description(event: Event, site: Site, words: Mapping[str, str]) -> str:
     blocks = []
     if event.speakers:
         names = [s.name + (f" ({s.affiliation})" if s.affiliation else "") for s in event.speakers]
