@@ -167,3 +167,37 @@ def test_the_cache_is_never_inside_the_project(make_project: MakeProject, tmp_pa
     root = tree(make_project)
     pipeline.build(root, tmp_path / "out", now=NOW)
     assert not list(root.rglob("*.pickle"))
+
+
+def test_a_touched_but_unchanged_file_still_runs_no_adapter(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """A checkout rewrites files with the same bytes: the content signature sees through it."""
+    root, out = tree(make_project), tmp_path / "out"
+    Counting.calls = 0
+    pipeline.build(root, out, now=NOW, adapters=[*select(None), Counting()])
+    (root / TALK).write_text((root / TALK).read_text())
+    (root / "series/s/events/other.yaml").touch()
+    result = pipeline.build(root, out, now=NOW, adapters=[*select(None), Counting()])
+    assert Counting.calls == 1 and result.report.written == []
+
+
+def test_building_as_of_an_earlier_time_renders_again(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    later = datetime(2026, 12, 20, tzinfo=UTC)
+    pipeline.build(root, out, now=later)
+    assert b"is-past" in (out / "index.html").read_bytes()
+    rebuild_matches_scratch(root, out, tmp_path, NOW, monkeypatch)
+    assert b'class="event is-past"' not in (out / "index.html").read_bytes()
+
+
+def test_the_site_of_a_build_that_did_nothing_is_loaded_on_request(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    first = pipeline.build(root, out, now=NOW)
+    second = pipeline.build(root, out, now=NOW)
+    assert second.loaded is None  # nothing was parsed
+    assert second.site == first.site

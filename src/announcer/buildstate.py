@@ -2,11 +2,12 @@
 
 A build records, per output file, the key its bytes were made from and the
 file's size, mtime and inode as written; the serialised fragments (VEVENTs,
-feed entries) it may splice again; each event file's content hash with the
-event it loaded to; a signature of every input; and the first instant at
-which the passage of time alone would change the output. The next build
-reuses all of it that still matches, and does nothing at all when nothing
-changed and that instant has not come.
+feed entries, listing items) it may splice again; each event file's content
+hash with the event it loaded to; a signature of every input and the size,
+mtime and inode of every input file; and the first instant at which the
+passage of time alone would change the output. The next build reuses all of
+it that still matches, and does nothing at all, without even parsing a file,
+when no input file was touched and that instant has not come.
 
 The state lives in the user's cache folder, never in the project: it is
 pickled, and a pickle from a cloned repository must never be loaded. Losing
@@ -22,19 +23,29 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from announcer import __version__
 from announcer.model import Event
 
 FORMAT = 1
+PARTS = ("events", "fragments")
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 
 
 @dataclass
 class BuildState:
+    """The small record read first; ``events`` and ``fragments`` are read when needed."""
+
     signature: str = ""
     valid_until: datetime | None = None
     outputs: dict[str, tuple[str | None, Stat]] = field(default_factory=dict)
+    inputs: dict[str, Stat] = field(default_factory=dict)  # every input file, as last built
+    options: str = ""  # the build's parameters: output, base URL, adapters, version
+    target: str = ""  # the output folder it wrote
+    ledger: str = ""  # the ledger file it read and saved
+    built_at: datetime | None = None
+    incremental: bool = False  # every adapter declared itself incremental
     fragments: dict[str, bytes] = field(default_factory=dict)
     events: dict[str, tuple[str, Event]] = field(default_factory=dict)
 
@@ -56,28 +67,55 @@ def state_path(project: Path, out: Path | None) -> Path:
 
 
 def load(project: Path, out: Path | None) -> BuildState:
-    """The last build's state, or an empty one when there is none or it is unusable.
+    """The last build's small record, or an empty one when there is none or it is unusable.
 
-    The fragments, by far the largest part, stay on disk until a build that
-    renders asks for them (:func:`load_fragments`).
+    The parsed events and the fragments, by far the largest parts, stay on disk
+    until a build that must load or render asks for them (:func:`load_part`).
     """
     state = _read(state_path(project, out))
     return state if isinstance(state, BuildState) else BuildState()
 
 
-def load_fragments(project: Path, out: Path | None) -> dict[str, bytes]:
-    found = _read(state_path(project, out).with_suffix(".fragments"))
+def load_part(project: Path, out: Path | None, part: str) -> dict[str, Any]:
+    """``"events"`` or ``"fragments"`` of the last build; empty when missing or unusable."""
+    found = _read(state_path(project, out).with_suffix(f".{part}"))
     return found if isinstance(found, dict) else {}
 
 
-def save(state: BuildState, project: Path, out: Path | None) -> None:
+def save(
+    state: BuildState, project: Path, out: Path | None, parts: tuple[str, ...] = PARTS
+) -> None:
+    """Write the small record and the ``parts`` this build holds (the others stay as they are)."""
     path = state_path(project, out)
-    fragments, state.fragments = state.fragments, {}
+    held = {part: getattr(state, part) for part in PARTS}
+    for part in PARTS:
+        setattr(state, part, {})
     try:
-        _write(path.with_suffix(".fragments"), fragments)
+        for part in parts:
+            _write(path.with_suffix(f".{part}"), held[part])
         _write(path, state)
     finally:
-        state.fragments = fragments
+        for part, value in held.items():
+            setattr(state, part, value)
+
+
+def input_stats(project: Path, extra: list[Path]) -> dict[str, Stat]:
+    """Size, mtime and inode of every file a build reads: a cheap test for "nothing changed"."""
+    found: dict[str, Stat] = {}
+    for folder in (project / "series", project / "templates"):
+        for parent, dirs, names in os.walk(folder):
+            dirs.sort()
+            for name in names:
+                _add_stat(found, Path(parent, name))
+    for path in extra:
+        _add_stat(found, path)
+    return found
+
+
+def _add_stat(found: dict[str, Stat], path: Path) -> None:
+    stat = stat_of(path)
+    if stat is not None:
+        found[str(path)] = stat
 
 
 def _read(path: Path) -> object:

@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from announcer import __version__, buildstate
 from announcer import ledger as ledgers
 from announcer.adapters.base import (
+    GROUP,
     BuildContext,
     Fragments,
     KeyedFile,
@@ -41,12 +43,21 @@ if TYPE_CHECKING:
 
 @dataclass
 class BuildResult:
-    site: Site
     output: Path
     report: WriteReport
     changes: list[ledgers.Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     ledger_saved: bool = False
+    loaded: Site | None = None
+    project: Path | None = None
+
+    @property
+    def site(self) -> Site:
+        """The model built from; a build that found nothing to do loads it only if asked."""
+        if self.loaded is None:
+            assert self.project is not None
+            self.loaded = load_site(self.project)
+        return self.loaded
 
 
 def check(project: Path) -> Site:
@@ -81,25 +92,31 @@ def build(
     ``save_ledger=False`` the ledger advances in memory only, so a preview
     never records a change that was not published.
     """
+    clock = now or ledgers.utc_now()
     state = buildstate.load(project, out)
+    options = _options(out, base_url, save_ledger, adapters)
+    if _untouched(state, options, project, clock):
+        report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
+        return BuildResult(Path(state.target), report, project=project)
+    state.events = buildstate.load_part(project, out, "events")
     site = load_site(project, state.events)
     if base_url is not None:
         site = replace(site, base_url=base_url)
     target = output_dir(project, site, out)
-    clock = now or ledgers.utc_now()
     chosen = adapters if adapters is not None else select(site.outputs)
     ledger_path = project / site.ledger
     ledger, changes = ledgers.advance(ledgers.load(ledger_path), ledgers.records(site), clock)
     signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, save_ledger)
     if not changes and _still_valid(state, signature, clock, target, chosen):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
-        return BuildResult(site, target, report)
+        _remember(state, project, out, options, clock, ledger_path, target, chosen, ("events",))
+        return BuildResult(target, report, loaded=site)
     context = BuildContext(
         site=site,
         ledger=ledger,
         project=project,
         now=clock,
-        fragments=Fragments(buildstate.load_fragments(project, out)),
+        fragments=Fragments(buildstate.load_part(project, out, "fragments")),
         inputs_key=signature,
     )
     report = publish(render(context, chosen), target, state.outputs)
@@ -108,8 +125,56 @@ def build(
         signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, True)
     state.signature, state.valid_until = signature, next_change(site, clock)
     state.outputs, state.fragments = report.recorded, context.fragments.used
-    buildstate.save(state, project, out)
-    return BuildResult(site, target, report, changes, context.warnings, saved)
+    _remember(state, project, out, options, clock, ledger_path, target, chosen)
+    return BuildResult(target, report, changes, context.warnings, saved, loaded=site)
+
+
+def _options(
+    out: Path | None, base_url: str | None, save_ledger: bool, adapters: list[OutputAdapter] | None
+) -> str:
+    """What the caller chose, and which adapters are installed: part of "nothing changed"."""
+    if adapters is None:
+        names = sorted(
+            f"{p.name}={p.value}@{p.dist.version if p.dist else ''}"
+            for p in entry_points(group=GROUP)
+        )
+    else:
+        names = [f"{type(a).__module__}.{type(a).__qualname__}" for a in adapters]
+    return digest(__version__, str(out), repr(base_url), str(save_ledger), *names)
+
+
+def _untouched(state: BuildState, options: str, project: Path, now: datetime) -> bool:
+    """No input file touched, same options, clock between the last build and its expiry.
+
+    Then the output is what a build would write, and nothing is even parsed.
+    """
+    if not (state.incremental and state.inputs and state.options == options):
+        return False
+    if not _in_time(state, now):
+        return False
+    extra = [project / "announcer.yaml", Path(state.ledger)]
+    if buildstate.input_stats(project, extra) != state.inputs:
+        return False
+    target = Path(state.target)
+    return all(stat_of(target / path) == stat for path, (_, stat) in state.outputs.items())
+
+
+def _remember(
+    state: BuildState,
+    project: Path,
+    out: Path | None,
+    options: str,
+    now: datetime,
+    ledger_path: Path,
+    target: Path,
+    adapters: list[OutputAdapter],
+    parts: tuple[str, ...] = buildstate.PARTS,
+) -> None:
+    """Record what the next build needs to know it has nothing to do."""
+    state.options, state.built_at, state.target = options, now, str(target)
+    state.ledger, state.incremental = str(ledger_path), all(a.incremental for a in adapters)
+    state.inputs = buildstate.input_stats(project, [project / "announcer.yaml", ledger_path])
+    buildstate.save(state, project, out, parts)
 
 
 def _signature(
@@ -155,9 +220,16 @@ def _still_valid(
         return False
     if not all(a.incremental for a in adapters):
         return False
-    if state.valid_until is not None and now >= state.valid_until:
+    if not _in_time(state, now):
         return False
     return all(stat_of(target / path) == stat for path, (_, stat) in state.outputs.items())
+
+
+def _in_time(state: BuildState, now: datetime) -> bool:
+    """Whether ``now`` lies between the last build's clock and the next change it foresaw."""
+    if state.built_at is None or now < state.built_at:
+        return False
+    return state.valid_until is None or now < state.valid_until
 
 
 def next_change(site: Site, now: datetime) -> datetime | None:
