@@ -38,14 +38,20 @@ def smtp_client_tls(smtp_ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-@pytest.fixture
-def start_smtp_server(smtp_server_tls: ssl.SSLContext) -> Iterator[StartServer]:
-    """Start servers with ``SmtpServer`` keywords (mode, credentials, faults...); all stop after."""
+@pytest.fixture(params=[False, True], ids=["stepwise", "pipelining"])
+def start_smtp_server(
+    smtp_server_tls: ssl.SSLContext, request: pytest.FixtureRequest
+) -> Iterator[StartServer]:
+    """Start servers with ``SmtpServer`` keywords (mode, credentials, faults...); all stop after.
+
+    Every test runs twice: against a server that offers PIPELINING, and one that does not.
+    """
     servers: list[SmtpServer] = []
 
     def start(**options: Any) -> SmtpServer:
         if options.get("mode", "plain") != "plain":
             options.setdefault("tls_context", smtp_server_tls)
+        options.setdefault("pipelining", request.param)
         server = SmtpServer(**options).start()
         servers.append(server)
         return server

@@ -1,7 +1,8 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1, in a thread, with faults on demand.
 
 It listens on a free port, optionally with STARTTLS or implicit TLS (a
-certificate from a test CA) and AUTH PLAIN/LOGIN, records every message it
+certificate from a test CA), AUTH PLAIN/LOGIN and PIPELINING (aiosmtpd reads
+pipelined commands in turn; it only needs to offer it), records every message it
 accepts (raw bytes and envelope), and can misbehave in the ways real servers
 do: 451 or 550 for chosen recipients, a reply of choice to DATA, a dropped
 connection after some messages, slow replies. ``Faults.on_event`` lets a test
@@ -61,8 +62,9 @@ class Faults:
 class Handler:
     """aiosmtpd hooks that record messages and apply :class:`Faults`."""
 
-    def __init__(self, faults: Faults) -> None:
+    def __init__(self, faults: Faults, *, pipelining: bool = False) -> None:
         self.faults = faults
+        self.pipelining = pipelining
         self.received: list[Received] = []
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -73,6 +75,8 @@ class Handler:
     ) -> list[str]:
         self._count("EHLO")
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(
@@ -162,12 +166,13 @@ class SmtpServer:
         exclude_auth: tuple[str, ...] = (),
         faults: Faults | None = None,
         smtputf8: bool = True,
+        pipelining: bool = False,
     ) -> None:
         if mode != "plain" and tls_context is None:
             raise ValueError(f"mode {mode!r} needs a server TLS context")
         self.mode = mode
         self.faults = faults or Faults()
-        self.handler = Handler(self.faults)
+        self.handler = Handler(self.faults, pipelining=pipelining)
         self.host = HOST
         self.port = 0
         self.auth_attempts: list[str] = []

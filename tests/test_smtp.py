@@ -107,7 +107,7 @@ def test_messages_arrive_byte_identical_and_parse_cleanly(
 ) -> None:
     items = [planned(1), planned(2, eight_bit=True), planned(3, body="x" * 900 + "\n.\n..\n")]
     report = send(tmp_path, items, plain(smtp_server))
-    assert report.sent == [item.key for item in items] and report.ok
+    assert sorted(report.sent) == sorted(item.key for item in items) and report.ok  # two workers
     by_id = {str(r.parsed()["Message-ID"]): r for r in smtp_server.received}
     assert len(smtp_server.received) == 3
     for item in items:
@@ -284,6 +284,53 @@ def test_a_permanent_refusal_fails_that_recipient_and_the_rest_go_out(
     with Outbox.open(tmp_path) as outbox:
         assert outbox.get(alone.key).state == "failed"
         assert list(outbox.get(shared.key).refused) == ["gone@example.net"]
+
+
+def scripted_server(replies: dict[bytes, bytes]) -> tuple[int, list[bytes]]:
+    """A server offering PIPELINING that answers each command by its verb, and records the lines.
+
+    It serves connections one after the other until the test ends (a daemon thread).
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    heard: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            connection, _ = listener.accept()
+            with connection, connection.makefile("rwb") as stream:
+                stream.write(b"220 scripted\r\n")
+                stream.flush()
+                while line := stream.readline():
+                    heard.append(line)
+                    verb = line[:4].upper()
+                    if verb == b"EHLO":
+                        stream.write(b"250-scripted\r\n250 PIPELINING\r\n")
+                    elif verb in replies:
+                        stream.write(replies[verb])
+                    stream.flush()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], heard
+
+
+def test_a_pipelined_data_accepted_despite_a_refused_envelope_carries_nothing(
+    tmp_path: Path,
+) -> None:
+    """RCPT got a 451 but DATA a 354 (a broken server): no byte of the message may follow."""
+    port, heard = scripted_server({
+        b"MAIL": b"250 ok\r\n", b"RCPT": b"451 4.3.0 try later\r\n", b"DATA": b"354 go\r\n",
+    })
+    transport = SmtpTransport(SmtpSettings(
+        host="127.0.0.1", port=port, security="none", timeout=2.0, retry_delay=0.02,
+        max_retry_time=0.1, local_hostname="localhost",
+    ))
+    item = planned(1)
+    report = send(tmp_path, [item], transport)
+    assert [d.key for d in report.deferred] == [item.key] and "451" in report.deferred[0].reply
+    assert b"Subject" not in b"".join(heard)
+    assert {line[:4] for line in heard} <= {b"EHLO", b"MAIL", b"RCPT", b"DATA", b"QUIT"}
+    with Outbox.open(tmp_path) as outbox:
+        assert outbox.get(item.key).state == "pending"
 
 
 def test_a_reply_to_data_settles_the_message(tmp_path: Path, smtp_server: SmtpServer) -> None:

@@ -2,14 +2,18 @@
 
 A few workers each keep one connection open and take messages from a shared
 schedule, so thousands of per-recipient messages cost a handful of TLS
-handshakes. Each transaction is MAIL, RCPT..., then the outbox marks the
-message ``sending`` (durably) and only then DATA goes out:
+handshakes. The outbox marks a message ``sending`` (durably) before its DATA
+goes out. A server that offers PIPELINING (RFC 2920, most do) gets MAIL,
+RCPT... and DATA in one write after the mark, then the message: two round trips.
+Otherwise each command waits for the reply to the one before, and the mark is
+written while MAIL and RCPT travel. Then:
 
-* a 4xx, a dropped connection or a timeout *before* DATA: nothing was taken,
-  so the message is retried with exponential backoff, within ``max_retry_time``;
+* a 4xx, a dropped connection or a timeout *before* the message itself went
+  out: nothing was taken, so it is retried with exponential backoff, within
+  ``max_retry_time``;
 * a 5xx for one recipient: that recipient is refused, the others still get it;
-* a reply to DATA: 250 is ``sent``, 5xx ``failed``, 4xx retried;
-* no reply to DATA (timeout, connection lost): the server may have the message.
+* a reply to DATA or to the message: 250 is ``sent``, 5xx ``failed``, 4xx retried;
+* no reply to the message (timeout, connection lost): the server may have it.
   It is ``in_doubt``, never silently re-sent;
 * a rejected password or an untrusted certificate: the run stops at once, since
   every further message would fail the same way.
@@ -27,6 +31,7 @@ import itertools
 import os
 import random
 import ssl
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, cast
@@ -34,12 +39,11 @@ from typing import Literal, Protocol, cast
 from aiosmtplib import (
     SMTP,
     SMTPAuthenticationError,
-    SMTPDataError,
     SMTPException,
+    SMTPReadTimeoutError,
     SMTPResponse,
     SMTPResponseException,
     SMTPServerDisconnected,
-    SMTPTimeoutError,
 )
 
 from announcer.delivery.outbox import DeliveryRun, DeliveryStopped, Outbox, PlannedMessage
@@ -50,8 +54,10 @@ Security = Literal["starttls", "tls", "none"]
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_PORTS: Mapping[Security, int] = {"starttls": 587, "tls": 465, "none": 25}
 MAX_BACKOFF = 60.0
+MAX_REPLY_LINE = 8192  # bytes; longer, or more lines than MAX_LINES, is not a server reply
+MAX_LINES = 100
 
-# Failures that leave no doubt the server did not take the message (before DATA).
+# Failures that leave no doubt the server did not take the message (before it went out).
 _LOST_CONNECTION = (SMTPException, OSError)
 
 
@@ -396,6 +402,105 @@ class _RateLimiter:
             await asyncio.sleep(slot - now)
 
 
+class _Session(asyncio.Protocol):
+    """The transactions of one connection, once aiosmtplib has greeted, secured and logged in.
+
+    It takes the connection over because aiosmtplib reads one reply per command
+    sent, and PIPELINING (RFC 2920) sends several commands at once. Replies are
+    read in order; a timeout or a lost connection leaves the session unusable.
+    """
+
+    def __init__(self, client: SMTP, timeout: float) -> None:
+        transport = client.transport
+        if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+            raise _Unavailable("the connection closed as soon as it was set up")
+        self.extensions = frozenset(client.esmtp_extensions)
+        self._client = client
+        self._transport = transport
+        self._timeout = timeout
+        self._buffer = bytearray()
+        self._lines: list[bytes] = []
+        self._replies: deque[SMTPResponse] = deque()
+        self._arrived: asyncio.Future[None] | None = None
+        self._lost: SMTPException | None = None
+        transport.set_protocol(self)
+
+    @property
+    def pipelining(self) -> bool:
+        return "pipelining" in self.extensions
+
+    @property
+    def usable(self) -> bool:
+        return self._lost is None and not self._transport.is_closing()
+
+    def send(self, *data: bytes) -> None:
+        """Write ``data`` (commands with their CRLF, or a message) in one go."""
+        if not self.usable:
+            raise self._lost or SMTPServerDisconnected("Connection lost")
+        self._transport.write(b"".join(data))
+
+    async def reply(self) -> SMTPResponse:
+        """The next reply, in the order the commands went out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while not self._replies:
+            if self._lost is not None:
+                raise self._lost
+            self._arrived = loop.create_future()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._arrived
+            except TimeoutError:
+                self._fail(SMTPReadTimeoutError("Timed out waiting for server response"))
+        return self._replies.popleft()
+
+    async def command(self, line: bytes) -> SMTPResponse:
+        self.send(line)
+        return await self.reply()
+
+    def close(self) -> None:
+        self._fail(SMTPServerDisconnected("Connection closed"))
+        _drop(self._client)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while (end := self._buffer.find(b"\n")) >= 0 and self._lost is None:
+            line = bytes(self._buffer[: end + 1])
+            del self._buffer[: end + 1]
+            self._take(line)
+        if len(self._buffer) > MAX_REPLY_LINE:
+            self._fail(SMTPResponseException(-1, "Response too long"))
+        self._wake()
+
+    def eof_received(self) -> None:
+        self._fail(SMTPServerDisconnected("Unexpected EOF received"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(SMTPServerDisconnected("Connection lost"))
+
+    def _take(self, line: bytes) -> None:
+        """One line of a reply; the last one (``250 ok``, not ``250-ok``) completes it."""
+        if len(line) > MAX_REPLY_LINE or not line[:3].isdigit() or len(self._lines) > MAX_LINES:
+            self._fail(SMTPResponseException(-1, f"Malformed SMTP response: {line[:80]!r}"))
+            return
+        self._lines.append(line[4:].strip(b" \t\r\n"))
+        if line[3:4] != b"-":
+            text = b"\n".join(self._lines).decode("utf-8", "surrogateescape")
+            self._replies.append(SMTPResponse(int(line[:3]), text))
+            self._lines = []
+
+    def _fail(self, error: SMTPException) -> None:
+        """The session is over: keep the first reason, close the connection, wake the reader."""
+        if self._lost is None:
+            self._lost = error
+        self._transport.abort()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._arrived is not None and not self._arrived.done():
+            self._arrived.set_result(None)
+
+
 class _Pool:
     """The workers of one run, their shared schedule, and why the run stopped, if it did."""
 
@@ -431,10 +536,10 @@ class _Pool:
         return self._unreachable or "not tried: the run stopped"
 
     async def _worker(self) -> None:
-        client: SMTP | None = None
+        session: _Session | None = None
         try:
             while (job := await self._schedule.take()) is not None:
-                client = await self._serve(client, job)
+                session = await self._serve(session, job)
         except DeliveryStopped as exc:
             self._stopped_by = self._stopped_by or exc
             self._schedule.stop()
@@ -449,26 +554,29 @@ class _Pool:
             self._schedule.stop()
             raise
         finally:
-            if client is not None:
-                await _quit(client, self._settings.timeout)
+            if session is not None:
+                await _quit(session)
 
-    async def _serve(self, client: SMTP | None, job: _Job) -> SMTP | None:
+    async def _serve(self, session: _Session | None, job: _Job) -> _Session | None:
         """Send one job, connecting first if needed; return the connection if still usable."""
+        fresh = session is None
         try:
-            if client is None:
-                client = await self._connect()
+            if session is None:
+                session = await self._connect()
             await self._limiter.wait()
-            keep = await self._attempt(client, job)
+            keep = await self._attempt(session, job)
         except BaseException:
             self._schedule.put_back(job)
+            if fresh and session is not None:  # the worker does not know of it yet
+                session.close()
             raise
         self._schedule.finish(job)
         if keep:
-            return client
-        _drop(client)
+            return session
+        session.close()
         return None
 
-    async def _connect(self) -> SMTP:
+    async def _connect(self) -> _Session:
         """Connect; until one connection has worked, workers try one at a time.
 
         So a wrong password is offered once, not once per worker.
@@ -478,16 +586,16 @@ class _Pool:
         async with self._first:
             if self._schedule.stopped:
                 raise _Stopped
-            client = await self._connect_retrying()
+            session = await self._connect_retrying()
             self._proven = True
-            return client
+            return session
 
-    async def _connect_retrying(self) -> SMTP:
+    async def _connect_retrying(self) -> _Session:
         loop = asyncio.get_running_loop()
         started, failures = loop.time(), 0
         while True:
             try:
-                return await self._transport.connect()
+                return _Session(await self._transport.connect(), self._settings.timeout)
             except _Unavailable as exc:
                 failures += 1
                 delay = self._backoff(failures)
@@ -500,8 +608,44 @@ class _Pool:
         delay: float = min(self._settings.retry_delay * 2.0 ** (failures - 1), MAX_BACKOFF)
         return delay * random.uniform(0.5, 1.0)
 
-    async def _attempt(self, client: SMTP, job: _Job) -> bool:
-        """One SMTP transaction; returns whether ``client`` can carry the next one.
+    async def _attempt(self, session: _Session, job: _Job) -> bool:
+        """One SMTP transaction; returns whether ``session`` can carry the next one."""
+        if session.pipelining:
+            return await self._attempt_pipelined(session, job)
+        return await self._attempt_stepwise(session, job)
+
+    async def _attempt_pipelined(self, session: _Session, job: _Job) -> bool:
+        """Once ``sending`` is on disk, MAIL, RCPT... and DATA in one write, then the message.
+
+        Two round trips per message. Should DATA be accepted while the envelope
+        was not, the connection is dropped before any of the message goes out.
+        """
+        message = job.message
+        await self._run.begin(message, via=self._transport.name)
+        recipients = [address for address in message.recipients if address not in job.refused]
+        try:
+            options, encoding = _mail_options(session, message)
+            rcpt = [_rcpt_command(address, encoding) for address in recipients]
+            session.send(_mail_command(message, options, encoding), *rcpt, b"DATA\r\n")
+            mail = await session.reply()
+            replies = [await session.reply() for _ in recipients]
+            start = await session.reply()
+        except BaseException as exc:
+            return await self._not_handed_over(session, job, exc)
+        try:
+            accepted = self._judge_envelope(job, mail, zip(recipients, replies, strict=True))
+        except BaseException as exc:
+            if start.code == 354:
+                session.close()
+            return await self._not_handed_over(session, job, exc)
+        if not accepted:
+            if start.code == 354:
+                session.close()
+            return await self._all_refused(session, job)
+        return await self._hand_over(session, job, start)
+
+    async def _attempt_stepwise(self, session: _Session, job: _Job) -> bool:
+        """MAIL, RCPT..., DATA and the message, each after the reply to the one before.
 
         The durable ``sending`` mark is written while MAIL and RCPT travel, and
         DATA waits for it, so the commit costs no extra round trip. A crash in
@@ -509,50 +653,69 @@ class _Pool:
         """
         marking = asyncio.create_task(self._run.begin(job.message, via=self._transport.name))
         try:
-            accepted = await self._envelope(client, job)
+            accepted = await self._envelope(session, job)
         except BaseException as exc:
             await marking
-            return await self._not_handed_over(client, job, exc)
+            return await self._not_handed_over(session, job, exc)
         await marking
-        if not accepted:  # the (first) refusal is the reply worth showing
-            self._run.failed(job.message, next(iter(job.refused.values())), job.refused)
-            return await _reset(client)
-        return await self._hand_over(client, job)
+        if not accepted:
+            return await self._all_refused(session, job)
+        try:
+            start = await session.command(b"DATA\r\n")
+        except BaseException as exc:
+            return await self._not_handed_over(session, job, exc)
+        return await self._hand_over(session, job, start)
 
-    async def _not_handed_over(self, client: SMTP, job: _Job, exc: BaseException) -> bool:
-        """MAIL or RCPT failed, so DATA never went out: retry, fail, or give it back."""
+    async def _not_handed_over(self, session: _Session, job: _Job, exc: BaseException) -> bool:
+        """The message itself never went out: retry, fail, or give it back."""
         if isinstance(exc, _Refusal):
             if exc.permanent:
                 self._run.failed(job.message, str(exc), job.refused)
             else:
                 self._retry(job, str(exc))
-            return await _reset(client)
+            return await _reset(session)
         if isinstance(exc, _LOST_CONNECTION):
             self._retry(job, _describe(exc))
             return False
         self._run.withdraw(job.message, f"not sent: {exc}")
         raise exc
 
-    async def _envelope(self, client: SMTP, job: _Job) -> bool:
+    async def _all_refused(self, session: _Session, job: _Job) -> bool:
+        """No recipient was accepted; the (first) refusal is the reply worth showing."""
+        self._run.failed(job.message, next(iter(job.refused.values())), job.refused)
+        return await _reset(session)
+
+    async def _envelope(self, session: _Session, job: _Job) -> bool:
         """MAIL and RCPT; returns whether any recipient was accepted.
 
         Addresses were checked when planned, so they go out as they are.
         """
         message = job.message
-        options, encoding = _mail_options(client, message)
-        reply = await client.execute_command(
-            b"MAIL", b"FROM:<" + message.sender.encode(encoding) + b">", *options
-        )
-        if reply.code != 250:
-            raise self._refusal(reply.code, reply.message)
+        options, encoding = _mail_options(session, message)
+        self._judge_mail(await session.command(_mail_command(message, options, encoding)))
         accepted = False
         for address in message.recipients:
             if address not in job.refused:
-                accepted = await self._recipient(client, job, address, encoding) or accepted
+                reply = await session.command(_rcpt_command(address, encoding))
+                accepted = self._judge_recipient(job, address, reply) or accepted
         return accepted
 
-    async def _recipient(self, client: SMTP, job: _Job, address: str, encoding: str) -> bool:
-        reply = await client.execute_command(b"RCPT", b"TO:<" + address.encode(encoding) + b">")
+    def _judge_envelope(
+        self, job: _Job, mail: SMTPResponse, replies: Iterable[tuple[str, SMTPResponse]]
+    ) -> bool:
+        """The replies to a pipelined MAIL and RCPTs, judged as ``_envelope`` judges them."""
+        self._judge_mail(mail)
+        accepted = False
+        for address, reply in replies:
+            accepted = self._judge_recipient(job, address, reply) or accepted
+        return accepted
+
+    def _judge_mail(self, reply: SMTPResponse) -> None:
+        if reply.code != 250:
+            raise self._refusal(reply.code, reply.message)
+
+    def _judge_recipient(self, job: _Job, address: str, reply: SMTPResponse) -> bool:
+        """True if accepted; a 5xx refuses this recipient, a 4xx the whole message for now."""
         if reply.code in (250, 251):
             return True
         refusal = self._refusal(reply.code, reply.message)
@@ -569,22 +732,30 @@ class _Pool:
             )
         return _Refusal(_reply_text(code, text), permanent=code >= 500)
 
-    async def _hand_over(self, client: SMTP, job: _Job) -> bool:
-        """DATA, once ``sending`` is on disk; only a reply to it settles the message."""
+    async def _hand_over(self, session: _Session, job: _Job, start: SMTPResponse) -> bool:
+        """The message, once DATA had its 354; only the reply after it settles the message."""
         message = job.message
+        if start.code != 354:
+            return await self._refused_data(session, job, start)
         try:
-            response = await _data(client, message.raw, self._settings.timeout)
-        except SMTPDataError as exc:  # a definite "no": the server did not take it
-            if exc.code >= 500:
-                self._run.failed(message, _reply_text(exc.code, exc.message), job.refused)
-            else:
-                self._retry(job, _reply_text(exc.code, exc.message))
-            return client.is_connected and await _reset(client)
+            session.send(_dot_stuffed(message.raw), b".\r\n")
+            reply = await session.reply()
         except _LOST_CONNECTION as exc:  # no reply: the message may or may not have arrived
             self._run.in_doubt(message, f"no reply to DATA: {_describe(exc)}")
             return False
-        self._run.sent(message, _reply_text(response.code, response.message), job.refused)
+        if reply.code != 250:
+            return await self._refused_data(session, job, reply)
+        self._run.sent(message, _reply_text(reply.code, reply.message), job.refused)
         return True
+
+    async def _refused_data(self, session: _Session, job: _Job, reply: SMTPResponse) -> bool:
+        """A definite "no" to DATA or to the message: the server did not take it."""
+        text = _reply_text(reply.code, reply.message)
+        if reply.code >= 500:
+            self._run.failed(job.message, text, job.refused)
+        else:
+            self._retry(job, text)
+        return await _reset(session)
 
     def _retry(self, job: _Job, reply: str) -> None:
         """Schedule another try after a backoff, or leave the message pending for a later run."""
@@ -600,42 +771,33 @@ class _Pool:
             self._run.retrying(job.message, reply)
 
 
-async def _data(client: SMTP, raw: bytes, timeout: float) -> SMTPResponse:
-    """DATA, then ``raw`` dot-stuffed; raises ``SMTPDataError`` for any reply but 354 and 250.
+def _mail_command(message: PlannedMessage, options: Sequence[bytes], encoding: str) -> bytes:
+    sender = b"MAIL FROM:<" + message.sender.encode(encoding) + b">"
+    return b" ".join([sender, *options]) + b"\r\n"
 
-    ``SMTP.data`` would run two regex passes over every message to fix line
-    ends; a planned message is in wire form already (CRLF, see ``wire_bytes``).
-    """
-    start = await client.execute_command(b"DATA", timeout=timeout)
-    if start.code != 354:
-        raise SMTPDataError(start.code, start.message)
-    protocol = client.protocol
-    if protocol is None:
-        raise SMTPServerDisconnected("Connection lost")
-    try:
-        protocol.write(_dot_stuffed(raw) + b".\r\n")
-        reply = await protocol.read_response(timeout=timeout)
-    except (SMTPServerDisconnected, SMTPTimeoutError):
-        client.close()  # as SMTP.data does: the connection is out of step now
-        raise
-    if reply.code != 250:
-        raise SMTPDataError(reply.code, reply.message)
-    return reply
+
+def _rcpt_command(address: str, encoding: str) -> bytes:
+    return b"RCPT TO:<" + address.encode(encoding) + b">\r\n"
 
 
 def _dot_stuffed(raw: bytes) -> bytes:
-    """Every line starting with a dot gets another (RFC 5321, 4.5.2)."""
+    """Every line starting with a dot gets another (RFC 5321, 4.5.2).
+
+    ``raw`` is in wire form already (CRLF, see ``wire_bytes``), so no line ends
+    need fixing, as ``SMTP.data`` would do with two regex passes per message.
+    """
     stuffed = raw.replace(b"\n.", b"\n..")
     return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
-def _mail_options(client: SMTP, message: PlannedMessage) -> tuple[list[bytes], str]:
+def _mail_options(session: _Session, message: PlannedMessage) -> tuple[list[bytes], str]:
     """MAIL FROM parameters: SIZE, 8BITMIME for 8-bit bodies, SMTPUTF8 for UTF-8 headers."""
-    options = [b"SIZE=%d" % len(message.raw)] if client.supports_extension("size") else []
-    if not message.raw.isascii() and client.supports_extension("8bitmime"):
+    offered = session.extensions
+    options = [b"SIZE=%d" % len(message.raw)] if "size" in offered else []
+    if not message.raw.isascii() and "8bitmime" in offered:
         options.append(b"BODY=8BITMIME")
     if _needs_smtputf8(message):
-        if not client.supports_extension("smtputf8"):
+        if "smtputf8" not in offered:
             raise _Refusal(
                 "the server does not support SMTPUTF8, which this message's addresses "
                 "or headers need",
@@ -652,21 +814,22 @@ def _needs_smtputf8(message: PlannedMessage) -> bool:
     return not (header.isascii() and all(address.isascii() for address in addresses))
 
 
-async def _reset(client: SMTP) -> bool:
+async def _reset(session: _Session) -> bool:
     """RSET after a refused transaction; False if the connection is no longer usable."""
-    try:
-        await client.rset()
-    except _LOST_CONNECTION:
-        _drop(client)
-        return False
-    return True
+    if session.usable:
+        with contextlib.suppress(*_LOST_CONNECTION):
+            if (await session.command(b"RSET\r\n")).code == 250:
+                return True
+    session.close()
+    return False
 
 
-async def _quit(client: SMTP, timeout: float) -> None:
+async def _quit(session: _Session) -> None:
     """Say goodbye, then drop the connection whatever the server answered."""
-    with contextlib.suppress(*_LOST_CONNECTION):
-        await client.execute_command(b"QUIT", timeout=timeout)
-    _drop(client)
+    if session.usable:
+        with contextlib.suppress(*_LOST_CONNECTION):
+            await session.command(b"QUIT\r\n")
+    session.close()
 
 
 def _drop(client: SMTP) -> None:
