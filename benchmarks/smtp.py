@@ -392,10 +392,10 @@ def filesystem(path: Path) -> str:
         mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
     except OSError:
         return kind
-    resolved = str(path.resolve())
+    resolved = path.resolve()
     for line in mounts:
         fields = line.split()
-        if len(fields) > 2 and resolved.startswith(fields[1]) and len(fields[1]) > len(best):
+        if len(fields) > 2 and resolved.is_relative_to(fields[1]) and len(fields[1]) > len(best):
             best, kind = fields[1], fields[2]
     return kind
 
@@ -411,6 +411,7 @@ def machine(workdir: Path) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "aiosmtplib": version("aiosmtplib"),
         "outbox_filesystem": filesystem(workdir),
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
@@ -467,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     info = machine(args.workdir)
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    if info["outbox_filesystem"] in ("tmpfs", "ramfs"):
+        print(f"warning: {args.workdir} is in memory, where fsync costs nothing; use --workdir")
     print(f"building {args.messages:,} messages of about {args.size:,} bytes ...", flush=True)
     messages, serialise = build(args.messages, args.size)
     sizes = [len(m.raw) for m in messages]
