@@ -330,6 +330,7 @@ class Outbox:
         self.folder = folder
         self._db = connection
         self._db_lock = threading.Lock()  # the journal writes from a worker thread
+        self._busy_timeout = BUSY_TIMEOUT  # as the connection was opened
         self._lock_fd: int | None = None
         self._lock_depth = 0
 
@@ -563,21 +564,23 @@ class Outbox:
 
     def _begin(self, wait: bool) -> None:
         """Take the write lock; without ``wait``, raise ``_Busy`` if someone else has it."""
-        if wait:
-            self._db.execute("BEGIN IMMEDIATE")
-            return
-        self._db.execute("PRAGMA busy_timeout = 0")
+        self._wait_for_lock(BUSY_TIMEOUT if wait else 0.0)
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # or an extended BUSY code
+            if not wait and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # or extended
                 raise _Busy from None
             raise
-        finally:
-            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+
+    def _wait_for_lock(self, seconds: float) -> None:
+        """Set SQLite's busy timeout, only when it changes (a run's commits all use one)."""
+        if seconds != self._busy_timeout:
+            self._db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+            self._busy_timeout = seconds
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> builtins.list[sqlite3.Row]:
         with self._db_lock:
+            self._wait_for_lock(BUSY_TIMEOUT)
             return self._db.execute(sql, params).fetchall()
 
 
