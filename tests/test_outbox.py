@@ -226,6 +226,52 @@ def test_recovering_interrupted_runs_needs_the_lock(tmp_path: Path) -> None:
         outbox.recover_interrupted()
 
 
+FORMAT_1 = """
+CREATE TABLE messages (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, event_key TEXT NOT NULL, message_id TEXT,
+    subject TEXT, sender TEXT NOT NULL, recipients TEXT NOT NULL, raw BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'in_doubt')),
+    attempts INTEGER NOT NULL DEFAULT 0, planned_at REAL NOT NULL, updated_at REAL NOT NULL,
+    last_attempt_at REAL, sent_at REAL, reply TEXT, refused TEXT, via TEXT
+);
+CREATE INDEX messages_by_state ON messages (state);
+PRAGMA user_version = 1;
+"""
+
+
+def test_an_outbox_of_format_1_is_upgraded_keeping_every_message(tmp_path: Path) -> None:
+    items = [planned(n) for n in (3, 1, 2)]  # planning order is not key order
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.executescript(FORMAT_1)
+        for item, state in zip(items, ("sent", "in_doubt", "pending"), strict=True):
+            db.execute(
+                "INSERT INTO messages (key, kind, event_key, message_id, subject, sender,"
+                " recipients, raw, state, planned_at, updated_at, reply)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1.0, 2.0, ?)",
+                (item.key, item.kind, item.event_key, item.message_id, item.subject,
+                 item.sender, f'["{item.recipients[0]}"]', item.raw, state, f"was {state}"),
+            )
+    with Outbox.open(tmp_path) as outbox:
+        assert [e.key for e in outbox.list()] == [item.key for item in items]
+        assert [e.state for e in outbox.list()] == ["sent", "in_doubt", "pending"]
+        assert outbox.get(items[1].key).reply == "was in_doubt"
+        assert all(outbox.raw(item.key) == item.raw for item in items)
+        assert outbox.pending() == [items[2]]
+        assert deliver_pending(outbox, FileTransport()).sent == [items[2].key]
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        columns = [row[1] for row in db.execute("PRAGMA table_info(messages)")]
+    assert "raw" not in columns and "state" in columns
+
+
+def test_an_outbox_of_a_newer_format_is_left_alone(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(OutboxError, match="newer announcer"):
+        Outbox.open(tmp_path)
+
+
 def test_the_outbox_is_durable_sqlite(tmp_path: Path) -> None:
     with Outbox.open(tmp_path) as outbox:
         synchronous = outbox._db.execute("PRAGMA synchronous").fetchone()[0]

@@ -47,7 +47,7 @@ ProgressState = Literal["sent", "failed", "in_doubt", "deferred", "retrying"]
 
 DB_NAME = "outbox.sqlite"
 LOCK_NAME = "outbox.lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_BATCH = 64  # messages the file transport marks, writes and syncs together
 BUSY_TIMEOUT = 30.0  # seconds to wait for another connection's write lock
 QUICK_COMMIT = 0.002  # seconds: commits this quick on average run on the event loop
@@ -65,8 +65,13 @@ _ENTERED_FROM: dict[State, tuple[State, ...]] = {
     "in_doubt": ("sending",),
 }
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
+_COLUMNS = (
+    "key, kind, event_key, message_id, subject, sender, recipients, state, attempts, "
+    "planned_at, updated_at, last_attempt_at, sent_at, reply, refused, via"
+)
+
+_MESSAGES = """
+CREATE TABLE IF NOT EXISTS {name} (
     key TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     event_key TEXT NOT NULL,
@@ -74,7 +79,6 @@ CREATE TABLE IF NOT EXISTS messages (
     subject TEXT,
     sender TEXT NOT NULL,
     recipients TEXT NOT NULL,
-    raw BLOB NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending'
         CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'in_doubt')),
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -85,13 +89,24 @@ CREATE TABLE IF NOT EXISTS messages (
     reply TEXT,
     refused TEXT,
     via TEXT
-);
-CREATE INDEX IF NOT EXISTS messages_by_state ON messages (state);
-"""
+)"""
 
-_COLUMNS = (
-    "key, kind, event_key, message_id, subject, sender, recipients, state, attempts, "
-    "planned_at, updated_at, last_attempt_at, sent_at, reply, refused, via"
+# The bytes of each message live apart from its state: every state change
+# rewrites the row, and 20 KB rewritten twice per message was most of a commit.
+_SCHEMA = (
+    _MESSAGES.format(name="messages"),
+    "CREATE INDEX IF NOT EXISTS messages_by_state ON messages (state)",
+    "CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, raw BLOB NOT NULL)",
+)
+
+# Format 1 kept the bytes in a ``raw`` column of ``messages``; planning order is the rowid.
+_FROM_FORMAT_1 = (
+    "CREATE TABLE bodies (key TEXT PRIMARY KEY, raw BLOB NOT NULL)",
+    "INSERT INTO bodies (key, raw) SELECT key, raw FROM messages ORDER BY rowid",
+    _MESSAGES.format(name="messages_2"),
+    f"INSERT INTO messages_2 (rowid, {_COLUMNS}) SELECT rowid, {_COLUMNS} FROM messages",
+    "DROP TABLE messages",
+    "ALTER TABLE messages_2 RENAME TO messages",
 )
 
 
@@ -367,17 +382,21 @@ class Outbox:
     def plan(self, messages: Iterable[PlannedMessage]) -> PlanResult:
         """Record ``messages`` before any is sent; a key planned before is left alone."""
         now = time.time()
-        rows = [_plan_row(message, now) for message in messages]
+        planned = builtins.list(messages)
         with self._transaction() as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO messages (key, kind, event_key, message_id, subject,"
-                " sender, recipients, raw, planned_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                " sender, recipients, planned_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_plan_row(message, now) for message in planned],
             )
             added = db.total_changes - before
-        return PlanResult(added=added, already_planned=len(rows) - added)
+            db.executemany(
+                "INSERT OR IGNORE INTO bodies (key, raw) VALUES (?, ?)",
+                [(message.key, message.raw) for message in planned],
+            )
+        return PlanResult(added=added, already_planned=len(planned) - added)
 
     # -- the run lock -----------------------------------------------------------------------
 
@@ -490,7 +509,8 @@ class Outbox:
         """Messages still to send, in the order they were planned."""
         rows = self._query(
             "SELECT key, raw, sender, recipients, kind, event_key, message_id, subject"
-            " FROM messages WHERE state = 'pending' ORDER BY rowid"
+            " FROM messages JOIN bodies USING (key)"
+            " WHERE state = 'pending' ORDER BY messages.rowid"
         )
         return [
             PlannedMessage(
@@ -507,7 +527,7 @@ class Outbox:
         ]
 
     def raw(self, key: str) -> bytes:
-        rows = self._query("SELECT raw FROM messages WHERE key = ?", (key,))
+        rows = self._query("SELECT raw FROM bodies WHERE key = ?", (key,))
         if not rows:
             raise OutboxError(f"no message with key {key!r} in the outbox")
         return bytes(rows[0]["raw"])
@@ -593,10 +613,26 @@ def _prepare(db: sqlite3.Connection, path: Path) -> None:
     if str(mode).lower() != "wal":
         raise OutboxError(f"cannot use write-ahead logging for {path} (got {mode})")
     db.execute("PRAGMA synchronous = FULL")
+    db.execute("BEGIN IMMEDIATE")  # another process may be opening it too
+    try:
+        _create_or_upgrade(db, path)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _create_or_upgrade(db: sqlite3.Connection, path: Path) -> None:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise OutboxError(f"{path} was written by a newer announcer (format {version})")
-    db.executescript(_SCHEMA)
+    if version == SCHEMA_VERSION:
+        return
+    if version == 1:
+        for statement in _FROM_FORMAT_1:
+            db.execute(statement)
+    for statement in _SCHEMA:
+        db.execute(statement)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -609,7 +645,6 @@ def _plan_row(message: PlannedMessage, now: float) -> tuple[object, ...]:
         message.subject,
         message.sender,
         json.dumps(builtins.list(message.recipients)),
-        message.raw,
         now,
         now,
     )
