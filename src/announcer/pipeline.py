@@ -156,7 +156,7 @@ def _untouched(state: BuildState, options: str, project: Path, now: datetime) ->
     if buildstate.input_stats(project, extra) != state.inputs:
         return False
     target = Path(state.target)
-    return all(stat_of(target / path) == stat for path, (_, stat) in state.outputs.items())
+    return _intact(state, target)
 
 
 def _remember(
@@ -222,6 +222,11 @@ def _still_valid(
         return False
     if not _in_time(state, now):
         return False
+    return _intact(state, target)
+
+
+def _intact(state: BuildState, target: Path) -> bool:
+    """Whether every file the last build wrote is still as it left it."""
     return all(stat_of(target / path) == stat for path, (_, stat) in state.outputs.items())
 
 
