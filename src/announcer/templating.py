@@ -117,12 +117,23 @@ def when(event: Event, language: str) -> str:
     ``Friday, November 30, 2018, 12:00 – 13:00 EST`` or, in French,
     ``vendredi 30 novembre 2018, 12 h 00 – 13 h 00 HNE``.
     """
-    return _when(event.start, event.end, language)
+    return _when(event.start, event.end, language, _zone_of(event.start), _zone_of(event.end))
+
+
+def _zone_of(moment: datetime | date) -> str:
+    """What tells two equal instants apart: equal datetimes in other zones hash alike."""
+    return f"{moment.tzinfo}{moment.utcoffset()}" if isinstance(moment, datetime) else ""
 
 
 @lru_cache(maxsize=65536)
-def _when(start: datetime | date, end: datetime | date, language: str) -> str:
-    """``when`` for the times alone: many pages, feeds and emails show the same ones."""
+def _when(
+    start: datetime | date, end: datetime | date, language: str, start_zone: str, end_zone: str
+) -> str:
+    """``when`` for the times alone: many pages, feeds and emails show the same ones.
+
+    The zones are part of the key: noon in Toronto and 18:00 in Paris are the
+    same instant, so equal as datetimes, and must still read differently.
+    """
     loc = babel_locale(language)
     if not isinstance(start, datetime) or not isinstance(end, datetime):
         return _days(start, end, loc)
