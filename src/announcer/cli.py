@@ -73,9 +73,15 @@ def check(ctx: click.Context) -> None:
 @click.option(
     "--now", metavar="TIME", help="Build as if it were TIME (ISO 8601); for tests and archives."
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Render in this many processes (default: one per core). The output is the same.",
+)
 @click.pass_context
 @friendly
-def build(ctx: click.Context, out: Path | None, now: str | None) -> None:
+def build(ctx: click.Context, out: Path | None, now: str | None, jobs: int | None) -> None:
     """Write the calendars, feeds and pages.
 
     The output folder is replaced all at once: if anything fails, the previous
@@ -83,7 +89,7 @@ def build(ctx: click.Context, out: Path | None, now: str | None) -> None:
     untouched. The ledger file (ledger.json) records each event's revision;
     commit it with your event files.
     """
-    result = pipeline.build(project_of(ctx), out, now=parse_now(now))
+    result = pipeline.build(project_of(ctx), out, now=parse_now(now), jobs=jobs)
     report = result.report
     click.echo(
         f"built {result.output}: {len(report.written)} written, "

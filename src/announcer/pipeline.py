@@ -1,9 +1,11 @@
 """The library API the CLI and the tests call: load, check, build, announce.
 
-    load_site  ->  advance the ledger  ->  adapters render  ->  publish + save ledger
+    load_site  ->  advance the ledger  ->  adapters prepare and render  ->  publish + save ledger
 
-Files stream from the adapters into a staging folder that replaces the output
-only once every adapter has rendered every file, so an error anywhere leaves the
+Rendering is shared between processes (:mod:`announcer.workers`): first the
+adapters prepare the pieces many files share, event by event, then every
+file is made and staged. Files go into a staging folder that replaces the
+output only once every adapter has rendered every file, so an error anywhere leaves the
 previous output and ledger as they were. The ledger is saved after the output
 is in place: were the process killed in between, the ledger lags one build
 behind and the next build records the same change again.
@@ -14,22 +16,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from announcer import __version__, buildstate
+from announcer import __version__, buildstate, workers
 from announcer import ledger as ledgers
 from announcer.adapters.base import (
     GROUP,
     BuildContext,
     Fragments,
-    KeyedFile,
+    LazyFile,
     OutputAdapter,
     OutputFile,
     select,
 )
 from announcer.buildstate import BuildState, digest, stat_of
+from announcer.delivery import files as publishing
 from announcer.delivery.files import WriteReport, publish
 from announcer.errors import ConfigError
 from announcer.load import load_site
@@ -85,12 +89,14 @@ def build(
     adapters: list[OutputAdapter] | None = None,
     base_url: str | None = None,
     save_ledger: bool = True,
+    jobs: int | None = None,
 ) -> BuildResult:
     """Build the output tree and update the ledger; see the module docstring.
 
     ``base_url`` replaces the site's (a preview served elsewhere); with
     ``save_ledger=False`` the ledger advances in memory only, so a preview
-    never records a change that was not published.
+    never records a change that was not published. ``jobs`` is how many
+    processes render (default: one per core); the output does not depend on it.
     """
     clock = now or ledgers.utc_now()
     state = buildstate.load(project, out)
@@ -119,14 +125,17 @@ def build(
         fragments=Fragments(buildstate.load_part(project, out, "fragments")),
         inputs_key=signature,
     )
-    report = publish(render(context, chosen), target, state.outputs)
+    share = _sharing(context, jobs)
+    prepare(context, chosen, share)
+    report = publish(render(context, chosen), target, state.outputs, share)
     saved = save_ledger and ledgers.save(ledger, ledger_path)
     if saved:  # what the next build will read
         signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, True)
     state.signature, state.valid_until = signature, next_change(site, clock)
     state.outputs, state.fragments = report.recorded, context.fragments.used
     _remember(state, project, out, options, clock, ledger_path, target, chosen)
-    return BuildResult(target, report, changes, context.warnings, saved, loaded=site)
+    warnings = sorted(set(context.warnings))  # workers finish in any order
+    return BuildResult(target, report, changes, warnings, saved, loaded=site)
 
 
 def _options(
@@ -248,9 +257,28 @@ def next_change(site: Site, now: datetime) -> datetime | None:
     return min(moments, default=None)
 
 
-def render(
-    context: BuildContext, adapters: list[OutputAdapter]
-) -> Iterator[OutputFile | KeyedFile]:
+def _sharing(context: BuildContext, jobs: int | None) -> publishing.Share:
+    """How this build hands out work: to ``jobs`` processes, the context's pieces collected."""
+    count = workers.jobs_for(jobs)
+    return partial(workers.run, jobs=count, side=context, explicit=jobs is not None)
+
+
+def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publishing.Share) -> None:
+    """Every adapter's shared pieces, made event by event before any file is."""
+    events = list(context.site.events())
+    preparing = [a for a in adapters if type(a).prepare is not OutputAdapter.prepare]
+    if not preparing:
+        return
+
+    def task(chunk: range) -> list[None]:
+        for adapter in preparing:
+            adapter.prepare(context, events[chunk.start : chunk.stop])
+        return [None] * len(chunk)
+
+    share(task, len(events))
+
+
+def render(context: BuildContext, adapters: list[OutputAdapter]) -> Iterator[OutputFile | LazyFile]:
     """Every file of every adapter, one at a time."""
     for adapter in adapters:
         yield from adapter.files(context)

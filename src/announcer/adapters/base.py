@@ -1,9 +1,9 @@
 """The adapter interface, and how adapters are found.
 
 An adapter is a class with a ``name`` and a ``files(context)`` method that
-yields :class:`OutputFile` values. Built-in adapters are registered through the
-``announcer.outputs`` entry-point group exactly as a third-party package would
-register its own, so there is one way in for both::
+yields :class:`OutputFile` and :class:`LazyFile` values. Built-in adapters
+are registered through the ``announcer.outputs`` entry-point group exactly as
+a third-party package would register its own, so there is one way in for both::
 
     [project.entry-points."announcer.outputs"]
     sitemap = "announcer_sitemap:SitemapAdapter"
@@ -16,7 +16,7 @@ files whose bytes did not change.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -43,38 +43,57 @@ class OutputFile:
 
 
 @dataclass(frozen=True)
-class KeyedFile:
-    """A file whose bytes follow from ``key`` alone.
+class LazyFile:
+    """A file whose bytes are made only when the build needs them, perhaps in another process.
 
-    When the last build wrote this path from the same key and the file on
-    disk is as it left it, ``make`` is not called. The key must cover
-    everything the bytes depend on; when in doubt, yield an OutputFile.
+    With a ``key``, the bytes follow from the key alone: when the last build
+    wrote this path from the same key and the file on disk is as it left it,
+    ``make`` is not called at all. The key must cover everything the bytes
+    depend on; when in doubt, leave it out.
     """
 
     path: str
-    key: str
     make: Callable[[], bytes]
+    key: str | None = None
 
 
 class Fragments:
     """Serialised pieces (a VEVENT, a feed entry) kept from one build to the next.
 
     ``get`` returns the bytes stored under ``key`` or makes and stores them;
-    only the pieces this build asked for are kept for the next one.
+    only the pieces this build asked for are kept for the next one. A build
+    worker reports what it made and which kept pieces it used
+    (:meth:`share`), and the parent takes both in (:meth:`merge`).
     """
 
     def __init__(self, known: dict[str, bytes] | None = None) -> None:
         self.known = known or {}
         self.used: dict[str, bytes] = {}
+        self.made: dict[str, bytes] = {}
+        self.reused: list[str] = []
 
     def get(self, key: str, make: Callable[[], bytes]) -> bytes:
         found = self.used.get(key)
         if found is None:
             found = self.known.get(key)
             if found is None:
-                found = make()
+                found = self.made[key] = make()
+            else:
+                self.reused.append(key)
             self.used[key] = found
         return found
+
+    def start_share(self) -> None:
+        self.made, self.reused = {}, []
+
+    def share(self) -> tuple[dict[str, bytes], list[str]]:
+        return self.made, self.reused
+
+    def merge(self, share: tuple[dict[str, bytes], list[str]]) -> None:
+        made, reused = share
+        self.used.update(made)
+        for key in reused:
+            self.used[key] = self.known[key]
 
 
 @dataclass
@@ -95,6 +114,21 @@ class BuildContext:
     warnings: list[str] = field(default_factory=list)
     fragments: Fragments = field(default_factory=Fragments)
     inputs_key: str = ""  # a digest of every input, for outputs that may show anything
+
+    # What a build worker hands back (see announcer.workers.Side).
+    def start(self) -> None:
+        self.fragments.start_share()
+        self.warnings = []
+
+    def collect(self) -> object:
+        return self.fragments.share(), self.warnings
+
+    def merge(self, collected: object) -> None:
+        share: tuple[dict[str, bytes], list[str]]
+        warnings: list[str]
+        share, warnings = collected  # type: ignore[misc]
+        self.fragments.merge(share)
+        self.warnings.extend(warnings)
 
     def identity(self, event: Event | None) -> str:
         """A digest of everything an event holds, worked out once per build."""
@@ -136,14 +170,26 @@ class OutputAdapter(ABC):
     context, and on ``context.now`` only through the events' times (whether
     an event is past, the calendar window): then a build whose inputs did not
     change may skip the adapter altogether.
+
+    A build may run ``prepare`` and the ``make`` of each :class:`LazyFile` in
+    worker processes: keep them to reading the context and storing fragments,
+    and yield expensive files as LazyFile so that iterating ``files`` is cheap.
     """
 
     name: ClassVar[str]
     incremental: ClassVar[bool] = False
 
     @abstractmethod
-    def files(self, context: BuildContext) -> Iterable[OutputFile | KeyedFile]:
+    def files(self, context: BuildContext) -> Iterable[OutputFile | LazyFile]:
         """Every file this adapter contributes to the output tree."""
+
+    def prepare(self, context: BuildContext, events: Sequence[Event]) -> None:  # noqa: B027
+        """Store in ``context.fragments`` the pieces of ``events`` that several files share.
+
+        Called before ``files``, on disjoint shares of the site's events, perhaps
+        in several processes at once, so each piece is made once per build,
+        not once per process. The default does nothing.
+        """
 
 
 def available() -> dict[str, type[OutputAdapter]]:

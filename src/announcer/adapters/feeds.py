@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from babel.dates import format_skeleton
@@ -25,10 +26,11 @@ from lxml import etree
 
 from announcer import urls
 from announcer.adapters import listing
-from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile
+from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter
 from announcer.buildstate import digest
 from announcer.i18n import labels
 from announcer.model import Event, Series
+from announcer.recurrence import expand
 from announcer.templating import babel_locale
 
 GENERATOR = "announcer"
@@ -56,7 +58,13 @@ class FeedsAdapter(OutputAdapter):
     name = "feeds"
     incremental = True
 
-    def files(self, context: BuildContext) -> Iterator[OutputFile]:
+    def prepare(self, context: BuildContext, events: Sequence[Event]) -> None:
+        writer = _Writer(context)
+        for event in events:
+            for shown in expand(event):
+                writer.entry_xml(shown, "atom")
+
+    def files(self, context: BuildContext) -> Iterator[LazyFile]:
         writer = _Writer(context)
         site, shown = context.site, listing.shown(context)
         titles = ", ".join(s.title for s in site.series)
@@ -159,21 +167,23 @@ class _Writer:
         self.entries: dict[tuple[str, str], bytes] = {}
         self.built: dict[str, _Entry] = {}
 
-    def feeds(self, spec: FeedSpec, events: Sequence[Event]) -> Iterator[OutputFile]:
+    def feeds(self, spec: FeedSpec, events: Sequence[Event]) -> Iterator[LazyFile]:
+        """The Atom and the RSS feed of ``events``, each assembled when the build gets to it."""
+        for kind, path in (("atom", spec.atom), ("rss", spec.rss)):
+            yield LazyFile(path, partial(self.feed, spec, events, kind, path))
+
+    def feed(self, spec: FeedSpec, events: Sequence[Event], kind: str, path: str) -> bytes:
         chosen = self._newest(events)
         updated = max(
             (self.context.ledger.revision(e).modified for e in chosen), default=self._fallback()
         )
-        for kind, path in (("atom", spec.atom), ("rss", spec.rss)):
-            generator = self._generator(spec, kind, path, updated.astimezone(UTC))
-            shell: bytes = (
-                generator.atom_str(pretty=True)
-                if kind == "atom"
-                else generator.rss_str(pretty=True)
-            )
-            close = shell.rindex(b"</feed>" if kind == "atom" else b"</channel>")
-            body = b"".join(self._entry_xml(e, kind) for e in chosen)
-            yield OutputFile(path, shell[:close] + body + shell[close:])
+        generator = self._generator(spec, kind, path, updated.astimezone(UTC))
+        shell: bytes = (
+            generator.atom_str(pretty=True) if kind == "atom" else generator.rss_str(pretty=True)
+        )
+        close = shell.rindex(b"</feed>" if kind == "atom" else b"</channel>")
+        body = b"".join(self.entry_xml(e, kind) for e in chosen)
+        return shell[:close] + body + shell[close:]
 
     def _newest(self, events: Sequence[Event]) -> list[Event]:
         """Newest announcement first; events announced together, latest start first."""
@@ -204,7 +214,7 @@ class _Writer:
         generator.updated(updated)
         return generator
 
-    def _entry_xml(self, event: Event, kind: str) -> bytes:
+    def entry_xml(self, event: Event, kind: str) -> bytes:
         """One entry (Atom) or item (RSS), serialised once and spliced into every feed."""
         key = (event.key, kind)
         if key not in self.entries:

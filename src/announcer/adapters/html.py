@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import jinja2
 from markupsafe import Markup
 
 from announcer import urls
 from announcer.adapters import addto, jsonld, listing
-from announcer.adapters.base import BuildContext, KeyedFile, OutputAdapter, OutputFile
+from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, OutputFile
 from announcer.adapters.ics import in_window
 from announcer.buildstate import digest
 from announcer.i18n import labels
@@ -30,6 +31,7 @@ from announcer.recurrence import expand
 from announcer.templating import when
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,16 +59,20 @@ class HtmlAdapter(OutputAdapter):
     name = "html"
     incremental = True
 
-    def files(self, context: BuildContext) -> Iterator[OutputFile | KeyedFile]:
+    def files(self, context: BuildContext) -> Iterator[OutputFile | LazyFile]:
         pages = _Pages(context)
         yield OutputFile(urls.STYLESHEET, (STATIC / "style.css").read_bytes())
-        yield pages.index()
+        yield LazyFile(urls.SITE_INDEX, lambda: pages.index().data)
         for series in context.site.series:
-            yield pages.series_page(series)
+            yield LazyFile(urls.series_page(series), partial(_data, pages.series_page, series))
             for event in series.events:
                 yield from pages.event_pages(event, series)
         for tag in listing.tags(pages.shown):
-            yield pages.tag_page(tag)
+            yield LazyFile(urls.tag_page(tag), partial(_data, pages.tag_page, tag))
+
+
+def _data(page: Callable[[T], OutputFile], subject: T) -> bytes:
+    return page(subject).data
 
 
 class _Pages:
@@ -180,7 +186,7 @@ class _Pages:
             calendar=tag in self._calendar_tags(),
         )
 
-    def event_pages(self, event: Event, series: Series) -> Iterator[KeyedFile]:
+    def event_pages(self, event: Event, series: Series) -> Iterator[LazyFile]:
         """An event's pages, rendered only when the event, its series or the clock moved them."""
         if event.repeat is None:
             yield self._keyed(event, series, None, lambda: self.event_page(event, series))
@@ -197,7 +203,7 @@ class _Pages:
 
     def _keyed(
         self, event: Event, series: Series, recurring: Event | None, make: Callable[[], OutputFile]
-    ) -> KeyedFile:
+    ) -> LazyFile:
         shown = expand(event) if event.repeat is not None else [event]
         past = [listing.is_past(e, self.context.now) for e in shown]
         anything = self.context.inputs_key if self.context.overrides(series.slug) else ""
@@ -209,7 +215,7 @@ class _Pages:
             self.context.settings_key(series.slug),
             anything,
         )
-        return KeyedFile(urls.event_page(event), key, lambda: make().data)
+        return LazyFile(urls.event_page(event), lambda: make().data, key)
 
     def recurring_page(self, event: Event, series: Series) -> OutputFile:
         return self.render(

@@ -11,14 +11,14 @@ ledger give the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from icalendar import Timezone
 
 from announcer import markup, urls
-from announcer.adapters.base import BuildContext, KeyedFile, OutputAdapter, OutputFile
+from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, OutputFile
 from announcer.adapters.icstext import Lines, day, local, text, utc
 from announcer.buildstate import digest
 from announcer.i18n import labels
@@ -35,13 +35,18 @@ class IcsAdapter(OutputAdapter):
     name = "ics"
     incremental = True
 
-    def files(self, context: BuildContext) -> Iterator[OutputFile | KeyedFile]:
+    def prepare(self, context: BuildContext, events: Sequence[Event]) -> None:
+        writer = _Writer(context)
+        for event in events:
+            writer.vevents(event)
+
+    def files(self, context: BuildContext) -> Iterator[LazyFile]:
         writer = _Writer(context)
         site = context.site
         everything = in_window(site, context.now)
-        yield writer.calendar(urls.SITE_CALENDAR, site.title, _site_description(site), everything)
+        yield writer.lazy(urls.SITE_CALENDAR, site.title, _site_description(site), everything)
         for series in site.series:
-            yield writer.calendar(
+            yield writer.lazy(
                 urls.series_calendar(series),
                 series.title,
                 series.description.strip(),
@@ -52,7 +57,7 @@ class IcsAdapter(OutputAdapter):
                 yield writer.event_file(event, series)
         for tag in sorted({t for e in everything for t in e.tags}):
             tagged = [e for e in everything if tag in e.tags]
-            yield writer.calendar(urls.tag_calendar(tag), f"{site.title}: {tag}", "", tagged)
+            yield writer.lazy(urls.tag_calendar(tag), f"{site.title}: {tag}", "", tagged)
 
 
 def event_calendar(
@@ -97,6 +102,17 @@ class _Writer:
         self.keys: dict[str, str] = {}
         self.zones: dict[tuple[str, int, int], bytes] = {}
 
+    def lazy(
+        self,
+        path: str,
+        name: str,
+        description: str,
+        events: Iterable[Event],
+        series: Series | None = None,
+    ) -> LazyFile:
+        """A calendar assembled only when the build gets to it."""
+        return LazyFile(path, lambda: self.calendar(path, name, description, events, series).data)
+
     def calendar(
         self,
         path: str,
@@ -112,7 +128,7 @@ class _Writer:
             self._zone(tzid, first, last)
             for tzid, (first, last) in sorted(_zone_spans(events).items())
         )
-        parts.extend(self._event(event) for event in events)
+        parts.extend(self.vevents(event) for event in events)
         parts.append(_END)
         data = b"".join(parts)
         if len(data) > self.site.calendar.size_warning:
@@ -147,16 +163,17 @@ class _Writer:
             self.zones[key] = zone.to_ical()
         return self.zones[key]
 
-    def event_file(self, event: Event, series: Series) -> KeyedFile:
+    def event_file(self, event: Event, series: Series) -> LazyFile:
         """``event.ics``: rendered only when the event or what it shows changed."""
         path = urls.event_ics(event)
         spans = sorted(_zone_spans([event]).items())
         key = digest(path, self._key(event), repr(spans), repr(self.site.calendar.refresh))
-        return KeyedFile(
-            path, key, lambda: self.calendar(path, event.title, "", [event], series).data
+        return LazyFile(
+            path, lambda: self.calendar(path, event.title, "", [event], series).data, key
         )
 
-    def _event(self, event: Event) -> bytes:
+    def vevents(self, event: Event) -> bytes:
+        """The event's VEVENT and its overrides', made once per build and kept for the next."""
         if event.key not in self.events:
             self.events[event.key] = self.context.fragments.get(
                 self._key(event), lambda: self._serialise(event)

@@ -8,23 +8,35 @@ exactly as it was; a file whose bytes did not change is never touched (same
 inode, same mtime, so rsync and static hosts see nothing new); a first build
 appears all at once, by renaming the whole staging folder.
 
-A :class:`~announcer.adapters.base.KeyedFile` whose key and on-disk file are
-what the last build recorded is not even rendered.
+A :class:`~announcer.adapters.base.LazyFile` whose key and on-disk file are
+what the last build recorded is not even rendered. The rest are made and
+staged by ``share``, which may hand them to worker processes
+(:mod:`announcer.workers`); only the moves into place happen here.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
 
-from announcer.adapters.base import KeyedFile, OutputFile
+from announcer.adapters.base import LazyFile, OutputFile
 from announcer.buildstate import Stat, stat_of
 from announcer.errors import AnnouncerError
 
 Recorded = dict[str, tuple[str | None, Stat]]
+T = TypeVar("T")
+Share = Callable[[Callable[[range], list[Any]], int], list[Any]]
+"""Runs a task over ``range(count)`` in chunks and returns the results in order."""
+Staged = tuple[bool, int]  # (written, size); unchanged files are stat'ed by the parent
+
+
+def in_order(task: Callable[[range], list[T]], count: int) -> list[T]:
+    """The plain :data:`Share`: everything in this process."""
+    return task(range(count))
 
 
 @dataclass
@@ -40,7 +52,10 @@ class WriteReport:
 
 
 def publish(
-    files: Iterable[OutputFile | KeyedFile], out: Path, previous: Recorded | None = None
+    files: Iterable[OutputFile | LazyFile],
+    out: Path,
+    previous: Recorded | None = None,
+    share: Share = in_order,
 ) -> WriteReport:
     """Make ``out`` hold exactly ``files``; see the module docstring for the guarantees."""
     out = out.resolve()
@@ -49,7 +64,7 @@ def publish(
         shutil.rmtree(stage)  # left by a build that was killed; never published
     report = WriteReport()
     try:
-        _Stager(out, stage, previous or {}, report).run(files)
+        _Stager(out, stage, previous or {}, report).run(files, share)
         report.removed = sorted(_stale(out, set(report.written) | set(report.unchanged)))
         _commit(stage, out, report)
     finally:
@@ -63,35 +78,51 @@ class _Stager:
 
     def __init__(self, out: Path, stage: Path, previous: Recorded, report: WriteReport) -> None:
         self.out, self.stage, self.previous, self.report = out, stage, previous, report
-        self.keys: dict[str, str | None] = {}
+        self.folders: set[str] = set()
 
-    def run(self, files: Iterable[OutputFile | KeyedFile]) -> None:
+    def run(self, files: Iterable[OutputFile | LazyFile], share: Share) -> None:
+        todo = self._untrusted(files)
+        staged = share(lambda chunk: [self._stage(*todo[i][:2]) for i in chunk], len(todo))
+        for (relative, _, key), (written, size) in zip(todo, staged, strict=True):
+            if written:
+                self.report.written.append(relative)
+                self.report.recorded[relative] = (key, (size, 0, 0))  # stat set after the move
+            else:
+                self.report.unchanged.append(relative)
+                self._record(relative, key, self.out / relative)
+
+    def _untrusted(
+        self, files: Iterable[OutputFile | LazyFile]
+    ) -> list[tuple[str, OutputFile | LazyFile, str | None]]:
+        """Every file to make, in order; files the last build made from the same key are kept."""
+        keys: dict[str, str | None] = {}
+        todo = []
         for item in files:
             relative = _safe(item.path)
-            if relative in self.keys:
+            if relative in keys:
                 raise AnnouncerError(
                     f"two outputs want to write {relative}; check the adapters in 'outputs'"
                 )
-            key = item.key if isinstance(item, KeyedFile) else None
-            self.keys[relative] = key
-            self._one(relative, item, key)
+            key = keys[relative] = item.key if isinstance(item, LazyFile) else None
+            if key is not None and self._trusted(relative, key, self.out / relative):
+                self.report.unchanged.append(relative)
+                self.report.recorded[relative] = self.previous[relative]
+            else:
+                todo.append((relative, item, key))
+        return todo
 
-    def _one(self, relative: str, item: OutputFile | KeyedFile, key: str | None) -> None:
-        current = self.out / relative
-        if key is not None and self._trusted(relative, key, current):
-            self.report.unchanged.append(relative)
-            self.report.recorded[relative] = self.previous[relative]
-            return
-        data = item.make() if isinstance(item, KeyedFile) else item.data
-        if _same(current, data):
-            self.report.unchanged.append(relative)
-            self._record(relative, key, current)
-            return
-        target = self.stage / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        self.report.written.append(relative)
-        self.report.recorded[relative] = (key, (len(data), 0, 0))  # stat set after the move
+    def _stage(self, relative: str, item: OutputFile | LazyFile) -> Staged:
+        """Make one file and stage it unless ``out`` holds the same bytes; may run in a worker."""
+        data = item.make() if isinstance(item, LazyFile) else item.data
+        if _same(self.out / relative, data):
+            return False, len(data)
+        folder, _, _ = relative.rpartition("/")
+        if folder not in self.folders:
+            os.makedirs(self.stage / folder, exist_ok=True)
+            self.folders.add(folder)
+        with open(self.stage / relative, "wb") as handle:
+            handle.write(data)
+        return True, len(data)
 
     def _trusted(self, relative: str, key: str, current: Path) -> bool:
         known = self.previous.get(relative)

@@ -1,0 +1,178 @@
+"""Sharing one build's work between processes, so a build uses every core.
+
+Most of a build is independent work per event or per file. :func:`run` hands
+it out in small chunks to children forked from the building process: they
+see the loaded model, the ledger and the compiled templates without any of
+it being sent, pull chunks from a shared counter (so a child that drew a big
+file does not hold the others up), and send back only their results and
+what :class:`Side` says to collect (the fragments they made, their
+warnings), pickled through a pipe.
+
+A child's failure fails the build with the child's own error. Where fork is
+not available or not safe (another thread is running, as in ``announcer
+serve``), or one job is asked for, the same chunks run in this process, in
+order; every result is the same either way, which the tests check byte for
+byte.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any, Protocol, TypeVar
+
+from announcer.errors import AnnouncerError
+
+R = TypeVar("R")
+MIN_SHARED = 64  # below this many items, forking costs more than it saves
+
+
+class Side(Protocol):
+    """What a child must hand back besides its results, and how the parent takes it."""
+
+    def start(self) -> None:
+        """In the child, just after the fork: forget what the parent had collected."""
+
+    def collect(self) -> object:
+        """In the child, when its share is done: what to send back (picklable)."""
+
+    def merge(self, collected: object) -> None:
+        """In the parent, once per child, in the children's order."""
+
+
+def jobs_for(requested: int | None) -> int:
+    """How many processes to use: ``requested``, else one per core this process may use."""
+    if requested is not None:
+        if requested < 1:
+            raise AnnouncerError(f"--jobs must be 1 or more, not {requested}")
+        return requested
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    """Fork copies only the calling thread: with others running, a lock they hold would
+    stay held forever in the child."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+def run(
+    task: Callable[[range], list[R]],
+    count: int,
+    jobs: int,
+    side: Side | None = None,
+    chunk: int = 8,
+    explicit: bool = False,
+) -> list[R]:
+    """``task`` over ``range(count)`` in chunks; the results in index order.
+
+    ``task`` gets a range and returns one result per index in it. Small
+    workloads stay in this process unless the caller asked for ``jobs``
+    (``explicit``), which is how the tests exercise the shared path.
+    """
+    enough = explicit or count >= MIN_SHARED
+    if jobs <= 1 or count <= 1 or not enough or not can_fork():
+        return [r for start in range(0, count, chunk) for r in task(_chunk(start, chunk, count))]
+    return _forked(task, count, min(jobs, count), side, chunk)
+
+
+def _chunk(start: int, size: int, count: int) -> range:
+    return range(start, min(start + size, count))
+
+
+def _forked(
+    task: Callable[[range], list[R]], count: int, jobs: int, side: Side | None, chunk: int
+) -> list[R]:
+    context = multiprocessing.get_context("fork")
+    sys.stdout.flush()  # else each child would print what the parent had buffered
+    sys.stderr.flush()
+    counter = context.Value("q", 0)
+    children = []
+    for _ in range(jobs):
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_child, args=(task, count, chunk, counter, side, sender)
+        )
+        child.start()
+        sender.close()
+        children.append((child, receiver))
+    try:
+        shares = [_receive(child, receiver) for child, receiver in children]
+    finally:
+        for child, receiver in children:
+            receiver.close()
+            if child.is_alive():
+                child.terminate()
+            child.join()
+    results: dict[int, R] = {}
+    for found, collected in shares:
+        results.update(found)
+        if side is not None:
+            side.merge(collected)
+    return [results[i] for i in range(count)]
+
+
+def _child(
+    task: Callable[[range], list[R]],
+    count: int,
+    chunk: int,
+    counter: Any,
+    side: Side | None,
+    sender: Connection,
+) -> None:
+    """Pull chunks until none are left, then send (results by index, collected side)."""
+    payload: tuple[str, object]
+    try:
+        if side is not None:
+            side.start()
+        found: dict[int, R] = {}
+        while True:
+            with counter.get_lock():
+                start = counter.value
+                counter.value = start + chunk
+            if start >= count:
+                break
+            share = _chunk(start, chunk, count)
+            found.update(zip(share, task(share), strict=True))
+        payload = ("ok", (found, side.collect() if side is not None else None))
+    except BaseException as exc:  # everything goes back to the parent, which decides
+        payload = ("error", _portable(exc))
+    sender.send_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+    sender.close()
+
+
+def _portable(exc: BaseException) -> tuple[BaseException | None, str]:
+    """The exception itself when it survives pickling, and its traceback as text."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return None, text
+    return exc, text
+
+
+def _receive(child: Any, receiver: Connection) -> tuple[dict[int, Any], object]:
+    try:
+        status, value = pickle.loads(receiver.recv_bytes())
+    except EOFError:
+        child.join()
+        raise AnnouncerError(
+            f"a build worker stopped without finishing (exit code {child.exitcode}); "
+            "run again with --jobs 1 to see the error in one process"
+        ) from None
+    if status == "ok":
+        return value  # type: ignore[no-any-return]
+    exc, text = value
+    if exc is None:
+        raise AnnouncerError(f"a build worker failed:\n{text}")
+    if not isinstance(exc, AnnouncerError):  # a bug: keep where it happened
+        exc.add_note(f"in a build worker:\n{text}")
+    raise exc

@@ -1,0 +1,211 @@
+"""Builds shared between processes: the same bytes, the same errors, the same cache.
+
+A build forks only from a single-threaded process, and the test session has
+threads of its own (the browser tests' web server), so every test here runs
+its body in a freshly spawned process (:func:`alone`) and checks there that
+the work really was forked.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+import pytest
+
+from announcer import pipeline, workers
+from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, select
+from announcer.errors import AnnouncerError
+from tests.conftest import NOW, MakeProject
+from tests.test_incremental import contents
+
+T = TypeVar("T")
+
+
+def alone(function: Callable[..., T], *args: object) -> T:
+    """``function(*args)`` in a new single-threaded process; its exceptions re-raised here."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_call, args=(sender, function, args))
+    child.start()
+    sender.close()
+    try:
+        ok, value = receiver.recv()
+    finally:
+        child.join()
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def _call(sender: Connection, function: Callable[..., object], args: tuple[object, ...]) -> None:
+    try:
+        sender.send((True, function(*args)))
+    except BaseException as exc:
+        sender.send((False, exc))
+
+
+def forking() -> None:
+    assert workers.can_fork(), "this process should be able to fork"
+
+
+def zones_tree(make_project: MakeProject) -> Path:
+    """Events at the same instant in three zones, and enough events for several chunks."""
+    files = {
+        "announcer.yaml": "base_url: https://example.org/\n",
+        "series/to/series.yaml": "title: Toronto talks\ntimezone: America/Toronto\n",
+        "series/pa/series.yaml": "title: Paris talks\ntimezone: Europe/Paris\n",
+        "series/lo/series.yaml": "title: London talks\ntimezone: Europe/London\n",
+        "series/to/events/noon.yaml": "title: Noon\nstart: 2026-12-04 12:00\nend: 2026-12-04 13:00\n",
+        "series/pa/events/six.yaml": "title: Six\nstart: 2026-12-04 18:00\nend: 2026-12-04 19:00\n",
+        "series/lo/events/five.yaml": "title: Five\nstart: 2026-12-04 17:00\nend: 2026-12-04 18:00\n",
+    }
+    for day in range(1, 29):
+        files[f"series/to/events/day-{day}.yaml"] = (
+            f"title: Day {day}\nstart: 2027-02-{day:02d} 12:00\ntags: [t{day % 3}]\n"
+            "abstract: |\n  Some *Markdown* text.\n"
+        )
+    return make_project(files)
+
+
+def build(root: Path, out: Path, jobs: int, save_ledger: bool = True) -> list[str]:
+    forking()
+    return pipeline.build(root, out, now=NOW, jobs=jobs, save_ledger=save_ledger).report.written
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_shared_builds_write_the_same_bytes_as_one_process(
+    make_project: MakeProject, tmp_path: Path, jobs: int
+) -> None:
+    root = zones_tree(make_project)
+    alone(build, root, tmp_path / "one", 1, False)
+    alone(build, root, tmp_path / "many", jobs, False)
+    assert len(contents(tmp_path / "one")) > 60
+    assert contents(tmp_path / "one") == contents(tmp_path / "many")
+
+
+def test_a_shared_build_keeps_what_its_workers_made_for_the_next_build(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What workers made comes back: the next build after a change reuses it, and is right."""
+    root = zones_tree(make_project)
+    out = tmp_path / "out"
+    assert len(alone(build, root, out, 2)) > 60
+    talk = root / "series/to/events/day-3.yaml"
+    talk.write_text(talk.read_text().replace("Day 3", "Day three"))
+    written = alone(build, root, out, 2)
+    assert "Day three" in (out / "to/day-3/index.html").read_text()
+    assert "to/day-3/index.html" in written and "to/day-4/index.html" not in written
+    monkeypatch.setenv("ANNOUNCER_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    alone(build, root, tmp_path / "scratch", 1, False)
+    assert contents(out) == contents(tmp_path / "scratch")
+
+
+class Failing(OutputAdapter):
+    """Fails in one lazy file, which a worker makes."""
+
+    name = "failing"
+    incremental: ClassVar[bool] = True
+
+    def files(self, context: BuildContext) -> Iterator[LazyFile]:
+        for n in range(40):
+            yield LazyFile(f"f/{n}.txt", lambda n=n: _boom(n))
+
+
+def _boom(n: int) -> bytes:
+    if n == 33:
+        raise AnnouncerError("file 33 cannot be made")
+    return b"%d" % n
+
+
+def build_failing(root: Path, out: Path) -> str:
+    forking()
+    try:
+        pipeline.build(root, out, now=NOW, jobs=2, adapters=[*select(None), Failing()])
+    except AnnouncerError as exc:
+        return str(exc)
+    return "no error"
+
+
+def test_an_error_in_a_worker_fails_the_build_and_keeps_the_output(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    root = zones_tree(make_project)
+    out = tmp_path / "out"
+    alone(build, root, out, 2)
+    before = contents(out)
+    assert alone(build_failing, root, out) == "file 33 cannot be made"
+    assert contents(out) == before
+    assert not out.with_name(f".{out.name}.staging").exists()
+
+
+def _dies_in_a_child(chunk: range) -> list[int]:
+    if 5 in chunk:
+        os._exit(3)
+    return list(chunk)
+
+
+def run_dying() -> str:
+    forking()
+    try:
+        workers.run(_dies_in_a_child, 20, jobs=2, chunk=2, explicit=True)
+    except AnnouncerError as exc:
+        return str(exc)
+    return "no error"
+
+
+def test_a_worker_that_dies_fails_the_build_with_a_clear_error() -> None:
+    assert "exit code 3" in alone(run_dying)
+
+
+def _pid_squares(chunk: range) -> list[tuple[int, int]]:
+    return [(i * i, os.getpid()) for i in chunk]
+
+
+def run_squares() -> tuple[list[int], set[int], int]:
+    forking()
+    found = workers.run(_pid_squares, 50, jobs=3, explicit=True)
+    return [square for square, _ in found], {pid for _, pid in found}, os.getpid()
+
+
+def test_results_come_back_in_order_from_other_processes() -> None:
+    squares, pids, parent = alone(run_squares)
+    assert squares == [i * i for i in range(50)]
+    assert parent not in pids and 1 <= len(pids) <= 3
+
+
+def _key_error(chunk: range) -> list[int]:
+    raise KeyError("missing")
+
+
+def run_buggy() -> list[str]:
+    forking()
+    try:
+        workers.run(_key_error, 10, jobs=2, explicit=True)
+    except KeyError as exc:
+        return list(exc.__notes__)
+    return []
+
+
+def test_a_bug_in_a_worker_keeps_its_type_and_says_where_it_happened() -> None:
+    notes = alone(run_buggy)
+    assert any("in a build worker" in note and "_key_error" in note for note in notes)
+
+
+def test_with_another_thread_running_the_work_stays_in_this_process() -> None:
+    """The test session has threads (or not): either way, never fork where it is unsafe."""
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        found = workers.run(_pid_squares, 100, jobs=2, explicit=True)
+    finally:
+        stop.set()
+        thread.join()
+    assert {pid for _, pid in found} == {os.getpid()}
