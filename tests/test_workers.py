@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -143,14 +144,19 @@ def test_an_error_in_a_worker_fails_the_build_and_keeps_the_output(
     assert not out.with_name(f".{out.name}.staging").exists()
 
 
+PARENT = [0]
+
+
 def _dies_in_a_child(chunk: range) -> list[int]:
-    if 5 in chunk:
+    time.sleep(0.01)
+    if os.getpid() != PARENT[0]:
         os._exit(3)
     return list(chunk)
 
 
 def run_dying() -> str:
     forking()
+    PARENT[0] = os.getpid()
     try:
         workers.run(_dies_in_a_child, 20, jobs=2, chunk=2, explicit=True)
     except AnnouncerError as exc:
@@ -163,27 +169,32 @@ def test_a_worker_that_dies_fails_the_build_with_a_clear_error() -> None:
 
 
 def _pid_squares(chunk: range) -> list[tuple[int, int]]:
+    time.sleep(0.01)  # long enough for every process to take a share
     return [(i * i, os.getpid()) for i in chunk]
 
 
 def run_squares() -> tuple[list[int], set[int], int]:
     forking()
-    found = workers.run(_pid_squares, 50, jobs=3, explicit=True)
+    found = workers.run(_pid_squares, 200, jobs=3, explicit=True)
     return [square for square, _ in found], {pid for _, pid in found}, os.getpid()
 
 
-def test_results_come_back_in_order_from_other_processes() -> None:
+def test_results_come_back_in_order_from_every_process() -> None:
     squares, pids, parent = alone(run_squares)
-    assert squares == [i * i for i in range(50)]
-    assert parent not in pids and 1 <= len(pids) <= 3
+    assert squares == [i * i for i in range(200)]
+    assert parent in pids and len(pids) == 3
 
 
 def _key_error(chunk: range) -> list[int]:
-    raise KeyError("missing")
+    time.sleep(0.01)
+    if os.getpid() != PARENT[0]:
+        raise KeyError("missing")
+    return list(chunk)
 
 
 def run_buggy() -> list[str]:
     forking()
+    PARENT[0] = os.getpid()
     try:
         workers.run(_key_error, 10, jobs=2, explicit=True)
     except KeyError as exc:

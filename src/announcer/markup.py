@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-from functools import lru_cache
 
 import markdown_it_pyrs
 import nh3
+
+from announcer.workers import memo
 
 # CommonMark without raw HTML: every core rule but html_block and html_inline.
 _MD = markdown_it_pyrs.MarkdownIt("zero").enable_many(
@@ -65,11 +66,13 @@ _HEADINGS = {"h1": "h3", "h2": "h4", "h3": "h5"}  # page headings outrank the ab
 _HEADING_TAG = re.compile(r"<(/?)h([1-3])>")
 _TOKEN = re.compile(r"(<[^>]*>)")
 _HREF = re.compile(r'href="([^"]*)"')
+_BLANK_LINES = re.compile(r"\n{3,}")
+_LINE_BREAK = re.compile(r"\s*\n\s*")
 _BLOCK_START = {"p", "h3", "h4", "h5", "h6", "blockquote", "pre"}
 _BLOCK_END = {"/p", "/h3", "/h4", "/h5", "/h6", "/blockquote", "/pre", "hr"}
 
 
-@lru_cache(maxsize=65536)
+@memo()
 def to_html(source: str) -> str:
     """Safe HTML for ``source``; raw HTML in the Markdown is shown as text, not run."""
     rendered = _MD.render(source)
@@ -83,7 +86,7 @@ def to_html(source: str) -> str:
     )
 
 
-@lru_cache(maxsize=65536)
+@memo()
 def to_text(source: str) -> str:
     """Readable plain text: links become ``text (url)``, list items keep their bullets."""
     return _Text().convert(to_html(source))
@@ -105,14 +108,14 @@ class _Text:
             elif token:
                 self._text(token)
         text = "".join(self.out)
-        return re.sub(
-            r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.split("\n"))
+        return _BLANK_LINES.sub(
+            "\n\n", "\n".join(line.rstrip() for line in text.split("\n"))
         ).strip()
 
     def _text(self, token: str) -> None:
         text = htmllib.unescape(token)
         if not self.pre:
-            text = re.sub(r"\s*\n\s*", " ", text) if text.strip() else text.replace("\n", "")
+            text = _LINE_BREAK.sub(" ", text) if text.strip() else text.replace("\n", "")
         if text:
             self.out.append(text)
 

@@ -23,6 +23,7 @@ from announcer import markup
 from announcer.buildstate import cache_dir, digest
 from announcer.i18n import labels
 from announcer.model import Event
+from announcer.workers import memo
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -48,6 +49,7 @@ def _environment(project: Path, series: str | None, overrides: str) -> jinja2.En
     if series is not None:
         folders.insert(0, project / "series" / series / "templates")
     env = jinja2.Environment(
+        auto_reload=False,  # a changed override makes a new environment (the key above)
         bytecode_cache=_bytecode_cache(),
         loader=jinja2.FileSystemLoader([str(f) for f in folders if f.is_dir()]),
         autoescape=jinja2.select_autoescape(["html", "htm", "xml", "j2"], default_for_string=False),
@@ -125,7 +127,7 @@ def _zone_of(moment: datetime | date) -> str:
     return f"{moment.tzinfo}{moment.utcoffset()}" if isinstance(moment, datetime) else ""
 
 
-@lru_cache(maxsize=65536)
+@memo()
 def _when(
     start: datetime | date, end: datetime | date, language: str, start_zone: str, end_zone: str
 ) -> str:

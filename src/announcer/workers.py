@@ -1,12 +1,13 @@
 """Sharing one build's work between processes, so a build uses every core.
 
 Most of a build is independent work per event or per file. :func:`run` hands
-it out in small chunks to children forked from the building process: they
+it out in small chunks to this process and children forked from it: they
 see the loaded model, the ledger and the compiled templates without any of
 it being sent, pull chunks from a shared counter (so a child that drew a big
 file does not hold the others up), and send back only their results and
 what :class:`Side` says to collect (the fragments they made, their
-warnings), pickled through a pipe.
+warnings) and what their :func:`memo` functions computed, pickled through a
+pipe.
 
 A child's failure fails the build with the child's own error. Where fork is
 not available or not safe (another thread is running, as in ``announcer
@@ -23,14 +24,56 @@ import pickle
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from functools import wraps
 from multiprocessing.connection import Connection
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from announcer.errors import AnnouncerError
 
 R = TypeVar("R")
+P = ParamSpec("P")
 MIN_SHARED = 64  # below this many items, forking costs more than it saves
+
+
+class _Memo(Generic[P, R]):
+    """A function's results kept for the process; a build worker sends its new ones back."""
+
+    def __init__(self, function: Callable[P, R], limit: int) -> None:
+        self.function, self.limit = function, limit
+        self.results: dict[Hashable, R] = {}
+        self.fresh: list[Hashable] = []
+        wraps(function)(self)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        key: Hashable = args if not kwargs else (args, tuple(sorted(kwargs.items())))
+        try:
+            return self.results[key]
+        except KeyError:
+            pass
+        if len(self.results) >= self.limit:  # a long-running preview must not grow forever
+            self.results.clear()
+        value = self.results[key] = self.function(*args, **kwargs)
+        self.fresh.append(key)
+        return value
+
+    def take(self) -> list[tuple[Hashable, R]]:
+        return [(key, self.results[key]) for key in self.fresh if key in self.results]
+
+
+_MEMOS: list[_Memo[..., Any]] = []
+
+
+def memo(limit: int = 65536) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Like ``functools.lru_cache``, and what workers compute comes back to the build's
+    process, so the next phase's workers start with it (Markdown, dates in words)."""
+
+    def wrap(function: Callable[P, R]) -> Callable[P, R]:
+        made = _Memo(function, limit)
+        _MEMOS.append(made)
+        return made
+
+    return wrap
 
 
 class Side(Protocol):
@@ -91,20 +134,24 @@ def _chunk(start: int, size: int, count: int) -> range:
 def _forked(
     task: Callable[[range], list[R]], count: int, jobs: int, side: Side | None, chunk: int
 ) -> list[R]:
+    """``jobs - 1`` children and this process pull chunks from one counter.
+
+    This process works too: its caches stay warm from one phase to the next,
+    and the heap it would copy into one more child is not copied.
+    """
     context = multiprocessing.get_context("fork")
     sys.stdout.flush()  # else each child would print what the parent had buffered
     sys.stderr.flush()
     counter = context.Value("q", 0)
     children = []
-    for _ in range(jobs):
-        receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(
-            target=_child, args=(task, count, chunk, counter, side, sender)
-        )
-        child.start()
-        sender.close()
-        children.append((child, receiver))
     try:
+        for _ in range(jobs - 1):
+            receiver, sender = context.Pipe(duplex=False)
+            child = context.Process(target=_child, args=(task, count, chunk, counter, side, sender))
+            child.start()
+            sender.close()
+            children.append((child, receiver))
+        results = _pull(task, count, chunk, counter)
         shares = [_receive(child, receiver) for child, receiver in children]
     finally:
         for child, receiver in children:
@@ -112,12 +159,26 @@ def _forked(
             if child.is_alive():
                 child.terminate()
             child.join()
-    results: dict[int, R] = {}
-    for found, collected in shares:
+    for found, collected, memos in shares:
         results.update(found)
         if side is not None:
             side.merge(collected)
+        for made, taken in zip(_MEMOS, memos, strict=True):
+            made.results.update(taken)
     return [results[i] for i in range(count)]
+
+
+def _pull(task: Callable[[range], list[R]], count: int, chunk: int, counter: Any) -> dict[int, R]:
+    """Take the next chunk until none is left; the results by index."""
+    found: dict[int, R] = {}
+    while True:
+        with counter.get_lock():
+            start = counter.value
+            counter.value = start + chunk
+        if start >= count:
+            return found
+        share = _chunk(start, chunk, count)
+        found.update(zip(share, task(share), strict=True))
 
 
 def _child(
@@ -133,16 +194,11 @@ def _child(
     try:
         if side is not None:
             side.start()
-        found: dict[int, R] = {}
-        while True:
-            with counter.get_lock():
-                start = counter.value
-                counter.value = start + chunk
-            if start >= count:
-                break
-            share = _chunk(start, chunk, count)
-            found.update(zip(share, task(share), strict=True))
-        payload = ("ok", (found, side.collect() if side is not None else None))
+        for made in _MEMOS:
+            made.fresh = []
+        found = _pull(task, count, chunk, counter)
+        memos = [made.take() for made in _MEMOS]
+        payload = ("ok", (found, side.collect() if side is not None else None, memos))
     except BaseException as exc:  # everything goes back to the parent, which decides
         payload = ("error", _portable(exc))
     sender.send_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
@@ -159,7 +215,7 @@ def _portable(exc: BaseException) -> tuple[BaseException | None, str]:
     return exc, text
 
 
-def _receive(child: Any, receiver: Connection) -> tuple[dict[int, Any], object]:
+def _receive(child: Any, receiver: Connection) -> tuple[dict[int, Any], object, list[Any]]:
     try:
         status, value = pickle.loads(receiver.recv_bytes())
     except EOFError:

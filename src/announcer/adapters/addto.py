@@ -7,8 +7,10 @@ place, speakers and the page address), because these services cut long URLs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import quote, urlencode
+from functools import lru_cache
+from urllib.parse import quote
 
 from announcer.model import Event
 
@@ -47,7 +49,7 @@ def google(event: Event, page_url: str) -> str:
         "location": _place(event),
         "ctz": event.timezone,
     }
-    return f"{GOOGLE}?{urlencode(params, quote_via=quote)}"
+    return f"{GOOGLE}?{_query(params)}"
 
 
 def outlook(event: Event, page_url: str, service: str = "outlook_365") -> str:
@@ -68,7 +70,18 @@ def outlook(event: Event, page_url: str, service: str = "outlook_365") -> str:
         "location": _place(event),
         "body": details(event, page_url),
     }
-    return f"{OUTLOOK[service]}?{urlencode(params, quote_via=quote)}"
+    return f"{OUTLOOK[service]}?{_query(params)}"
+
+
+def _query(params: Mapping[str, str]) -> str:
+    """``urlencode(params, quote_via=quote)``, each text quoted once: the same title, place
+    and details go into three links per page."""
+    return "&".join(f"{_quoted(key)}={_quoted(value)}" for key, value in params.items())
+
+
+@lru_cache(maxsize=4096)
+def _quoted(value: str) -> str:
+    return quote(value, safe="")
 
 
 def _google_stamp(moment: datetime) -> str:

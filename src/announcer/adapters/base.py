@@ -153,7 +153,11 @@ class BuildContext:
 
     def environment(self, series: str | None) -> jinja2.Environment:
         """The Jinja2 environment for ``series`` (or the site), with its overrides."""
-        return environment(self.project, series, self.overrides(series))
+        slot = f"environment:{series}"
+        found = self.cache.get(slot)
+        if not isinstance(found, jinja2.Environment):
+            found = self.cache[slot] = environment(self.project, series, self.overrides(series))
+        return found
 
     def overrides(self, series: str | None) -> str:
         """The digest of the template overrides that apply to ``series``, once per build."""

@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -32,6 +32,7 @@ from announcer.i18n import labels
 from announcer.model import Event, Series
 from announcer.recurrence import expand
 from announcer.templating import babel_locale
+from announcer.workers import memo
 
 GENERATOR = "announcer"
 TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml"}
@@ -121,13 +122,19 @@ def entry_id(event: Event) -> str:
 def entry_title(event: Event, language: str) -> str:
     """Date and speakers first, the way a reader scans a list; cancelled events say so."""
     words = labels(language)
-    day = format_skeleton("yMMMEd", event.begins.date(), locale=babel_locale(language))
+    day = _day(event.begins.date(), language)
     names = ", ".join(s.name for s in event.speakers)
     if names:
         title = words["feed_entry"].format(date=day, speakers=names, title=event.title)
     else:
         title = f"{day} — {event.title}"
     return f"{words['cancelled']}{words['colon']} {title}" if event.cancelled else title
+
+
+@memo()
+def _day(day: date, language: str) -> str:
+    """Ten thousand entries fall on a thousand days."""
+    return str(format_skeleton("yMMMEd", day, locale=babel_locale(language)))
 
 
 def clean(text: str) -> str:

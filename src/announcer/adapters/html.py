@@ -75,6 +75,19 @@ def _data(page: Callable[[T], OutputFile], subject: T) -> bytes:
     return page(subject).data
 
 
+class _OnFirstCall:
+    """A function made when first called: event pages list nothing and never need ``item``."""
+
+    def __init__(self, make: Callable[[], Callable[..., Markup]]) -> None:
+        self.make = make
+        self.made: Callable[..., Markup] | None = None
+
+    def __call__(self, *args: object, **kwargs: object) -> Markup:
+        if self.made is None:
+            self.made = self.make()
+        return self.made(*args, **kwargs)
+
+
 class _Pages:
     """Renders pages; holds what every page of one build shares."""
 
@@ -117,7 +130,7 @@ class _Pages:
             "webcal": urls.webcal,
             "urls": urls,
         }
-        shared["item"] = self._items(env, shared, scope)
+        shared["item"] = _OnFirstCall(partial(self._items, env, shared, scope))
         html = env.get_template(template).render(**shared, **values)
         return OutputFile(path, html.encode("utf-8"))
 

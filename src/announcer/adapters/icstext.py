@@ -12,13 +12,19 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n", "\r": ""})
 _FOLD = 75
 
 
 def text(value: str) -> str:
-    """A TEXT value: backslash, semicolon, comma and newline escaped."""
-    return value.translate(_TEXT_ESCAPES)
+    """A TEXT value: backslash, semicolon, comma and newline escaped (replace beats
+    translate several times over)."""
+    return (
+        value.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r", "")
+        .replace("\n", "\\n")
+    )
 
 
 def param(value: str) -> str:

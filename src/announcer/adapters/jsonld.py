@@ -48,7 +48,7 @@ def event_data(event: Event, series: Series, site: Site) -> dict[str, object]:
 
 def script_json(data: object) -> str:
     """JSON that is safe between ``<script>`` tags: no ``</``, ``<!--`` or ``]]>`` can appear."""
-    text = json.dumps(data, ensure_ascii=False, indent=1)
+    text = json.dumps(data, ensure_ascii=False)  # no indent: the C encoder, 5x faster
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

@@ -6,11 +6,12 @@ one ValidationFailed listing every problem in every file.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
+from announcer import workers
 from announcer.buildstate import digest
 from announcer.errors import Diagnostic, ValidationFailed, display_path
 from announcer.load.events import SeriesDefaults, read_event
@@ -27,12 +28,14 @@ EventCache = dict[str, tuple[str, Event]]
 """Event file (as shown) -> (key of its bytes and series defaults, the event it loaded to)."""
 
 
-def load_site(root: Path, cache: EventCache | None = None) -> Site:
+def load_site(root: Path, cache: EventCache | None = None, jobs: int = 1) -> Site:
     """The validated model of the project at ``root``, or ValidationFailed.
 
     With ``cache`` (what an earlier call left in it), an event file whose
     bytes and series defaults are unchanged is not parsed again; on return
-    ``cache`` holds this call's files only.
+    ``cache`` holds this call's files only. With ``jobs`` above one, the files
+    to parse are shared between processes (:mod:`announcer.workers`); the
+    model and the problems found are the same.
     """
     walk = _Walk(root, cache)
     series_root = root / SERIES_DIR
@@ -47,7 +50,9 @@ def load_site(root: Path, cache: EventCache | None = None) -> Site:
             )
         )
         raise ValidationFailed(walk.problems)
-    series = [s for s in map(walk.series, _folders(series_root)) if s]
+    found = [s for s in map(walk.series, _folders(series_root)) if s]
+    walk.parse(jobs)
+    series = [walk.assemble(s, files) for s, files in found]
     _check_unique_uids(series, walk.problems)
     if walk.problems:
         raise ValidationFailed(walk.problems)
@@ -55,6 +60,19 @@ def load_site(root: Path, cache: EventCache | None = None) -> Site:
         cache.clear()
         cache.update(walk.fresh)
     return replace(walk.site, series=tuple(series))
+
+
+@dataclass
+class _EventFile:
+    """One event file on its way to an Event: read in this process, perhaps parsed in another."""
+
+    shown: str
+    stem: str
+    series: SeriesDefaults
+    data: bytes = b""
+    key: str = ""
+    event: Event | None = None
+    problems: list[Diagnostic] = field(default_factory=list)
 
 
 class _Walk:
@@ -66,8 +84,10 @@ class _Walk:
         self.known: EventCache = dict(cache or {})
         self.fresh: EventCache = {}
         self.site = _site_settings(root, self.problems)
+        self.files: list[_EventFile] = []
 
-    def series(self, folder: Path) -> Series | None:
+    def series(self, folder: Path) -> tuple[Series, list[_EventFile]] | None:
+        """The series' own settings, and its event files read (not yet parsed)."""
         root, problems = self.root, self.problems
         shown = display_path(folder, root)
         if not check_slug(Reader(shown, problems), None, folder.name, "series slug"):
@@ -96,38 +116,55 @@ class _Walk:
         defaults = SeriesDefaults(
             series.slug, series.timezone, series.default_duration, series.default_location
         )
-        files = _event_files(folder, root, problems)
-        events = [e for e in (self.event(f, defaults) for f in files) if e]
+        files = [self.read(f, defaults) for f in _event_files(folder, root, problems)]
+        return series, files
+
+    def read(self, file: Path, series: SeriesDefaults) -> _EventFile:
+        """The file's bytes and key; the cached event when the key is the last build's."""
+        found = _EventFile(display_path(file, self.root), file.stem, series)
+        if not check_slug(Reader(found.shown, found.problems), None, file.stem, "event id"):
+            return found
+        data = read_bytes(file, found.shown)
+        if isinstance(data, YamlFile):
+            found.problems.extend(data.problems)
+            return found
+        found.data, found.key = data, digest(data, repr(series))
+        known = self.known.get(found.shown)
+        if known is not None and known[0] == found.key:
+            found.event = known[1]
+        else:
+            self.files.append(found)
+        return found
+
+    def parse(self, jobs: int) -> None:
+        """Parse every file the cache could not answer for, in ``jobs`` processes."""
+        todo = self.files
+        parsed = workers.run(lambda chunk: [_parse(todo[i]) for i in chunk], len(todo), jobs)
+        for file, (event, problems) in zip(todo, parsed, strict=True):
+            file.event, file.problems = event, problems
+
+    def assemble(self, series: Series, files: list[_EventFile]) -> Series:
+        """The series with its events in order; every file's problems, in file order."""
+        events = []
+        for file in files:
+            self.problems.extend(file.problems)
+            if file.event is not None:
+                self.fresh[file.shown] = (file.key, file.event)
+                events.append(file.event)
         return replace(series, events=tuple(sorted(events, key=lambda e: (e.begins, e.id))))
 
-    def event(self, file: Path, series: SeriesDefaults) -> Event | None:
-        shown = display_path(file, self.root)
-        reader = Reader(shown, self.problems)
-        if not check_slug(reader, None, file.stem, "event id"):
-            return None
-        data = read_bytes(file, shown)
-        if isinstance(data, YamlFile):
-            self.problems.extend(data.problems)
-            return None
-        key = digest(data, repr(series))
-        known = self.known.get(shown)
-        if known is not None and known[0] == key:
-            self.fresh[shown] = known
-            return known[1]
-        event = self._parse(data, shown, reader, file.stem, series)
-        if event is not None:
-            self.fresh[shown] = (key, event)
-        return event
 
-    def _parse(
-        self, data: bytes, shown: str, reader: Reader, event_id: str, series: SeriesDefaults
-    ) -> Event | None:
-        parsed = parse_yaml(data, shown)
-        self.problems.extend(parsed.problems)
-        if parsed.root is None:
-            return None
-        event = read_event(reader, parsed.root, event_id, series)
-        return event and replace(event, source=f"{shown}:{_key_line(parsed.root, 'uid')}")
+def _parse(file: _EventFile) -> tuple[Event | None, list[Diagnostic]]:
+    """An event file's bytes to an Event, or its problems; may run in a worker."""
+    problems: list[Diagnostic] = []
+    parsed = parse_yaml(file.data, file.shown)
+    problems.extend(parsed.problems)
+    if parsed.root is None:
+        return None, problems
+    event = read_event(Reader(file.shown, problems), parsed.root, file.stem, file.series)
+    if event is not None:
+        event = replace(event, source=f"{file.shown}:{_key_line(parsed.root, 'uid')}")
+    return event, problems
 
 
 def _site_settings(root: Path, problems: list[Diagnostic]) -> Site:
