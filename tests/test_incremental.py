@@ -7,7 +7,9 @@ fresh cache: the two must be byte-identical.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -15,11 +17,21 @@ from typing import ClassVar
 import pytest
 
 from announcer import buildstate, pipeline
-from announcer.adapters.base import BuildContext, OutputAdapter, OutputFile, select
+from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, OutputFile, select
+from announcer.load import project as project_loader
 from tests.conftest import NOW, MakeProject
 
 TALK = "series/s/events/talk.yaml"
 PAGE = "s/talk/index.html"
+
+
+def settle(root: Path) -> Path:
+    """Date every input well before the build, as files are that were not just written:
+    a file written as a build begins is read again, whatever its stat says."""
+    old = time.time_ns() - 10_000_000_000
+    for file in root.rglob("*"):
+        os.utime(file, ns=(old, old))
+    return root
 
 
 def tree(make_project: MakeProject) -> Path:
@@ -196,8 +208,94 @@ def test_building_as_of_an_earlier_time_renders_again(
 def test_the_site_of_a_build_that_did_nothing_is_loaded_on_request(
     make_project: MakeProject, tmp_path: Path
 ) -> None:
-    root, out = tree(make_project), tmp_path / "out"
+    root, out = settle(tree(make_project)), tmp_path / "out"
     first = pipeline.build(root, out, now=NOW)
     second = pipeline.build(root, out, now=NOW)
     assert second.loaded is None  # nothing was parsed
     assert second.site == first.site
+
+
+def two_series(make_project: MakeProject) -> Path:
+    return make_project(
+        {
+            "announcer.yaml": "base_url: https://example.org/\ncalendar: {size_warning: 100}\n",
+            "series/a/series.yaml": "title: A talks\ntimezone: America/Toronto\n",
+            "series/b/series.yaml": "title: B talks\ntimezone: Europe/Paris\n",
+            "series/a/events/one.yaml": "title: One\nstart: 2026-12-04 12:00\ntags: [red]\n",
+            "series/a/events/two.yaml": "title: Two\nstart: 2026-12-11 12:00\ntags: [blue]\n",
+            "series/b/events/three.yaml": "title: Three\nstart: 2026-12-05 12:00\ntags: [blue]\n",
+        }
+    )
+
+
+def test_a_change_makes_only_the_files_that_hold_the_event(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listings, feeds and calendars without the event are neither made nor compared."""
+    root, out = two_series(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    made: list[str] = []
+    real_data = LazyFile.__init__
+
+    def recording(
+        self: LazyFile, path: str, make: Callable[[], bytes], key: str | None = None
+    ) -> None:
+        def record() -> bytes:
+            made.append(path)
+            return make()
+
+        real_data(self, path, record, key)
+
+    monkeypatch.setattr(LazyFile, "__init__", recording)
+    talk = root / "series/a/events/one.yaml"
+    talk.write_text(talk.read_text().replace("title: One", "title: One, revised"))
+    result = pipeline.build(root, out, now=NOW)
+    monkeypatch.undo()
+    assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)
+    holds_one = {
+        "index.html", "feed.atom", "feed.rss", "calendar.ics",
+        "a/index.html", "a/feed.atom", "a/feed.rss", "a/calendar.ics",
+        "a/one/index.html", "a/one/event.ics",
+        "tags/red/index.html", "tags/red/feed.atom", "tags/red/feed.rss", "tags/red/calendar.ics",
+    }  # fmt: skip
+    assert set(made) == holds_one
+    assert set(result.report.written) == holds_one
+    assert any(w.startswith("b/calendar.ics is ") for w in result.warnings)  # kept, still said
+
+
+def test_files_unchanged_since_the_last_build_are_not_even_read(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, out = settle(two_series(make_project)), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    read: list[str] = []
+    real = project_loader.read_bytes
+
+    def counting(file: Path, shown: str) -> bytes | object:
+        read.append(shown)
+        return real(file, shown)
+
+    monkeypatch.setattr(project_loader, "read_bytes", counting)
+    talk = root / "series/a/events/two.yaml"
+    talk.write_text(talk.read_text().replace("Two", "Deux"))
+    pipeline.build(root, out, now=NOW)
+    assert read == ["series/a/events/two.yaml"]
+    assert "Deux" in (out / "a/two/index.html").read_text()
+
+
+def test_a_file_changed_as_the_last_build_began_is_read_again(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """Same size, same mtime, same inode: only the time it was written says it may differ."""
+    root, out = two_series(make_project), tmp_path / "out"
+    talk = root / "series/a/events/two.yaml"
+    pipeline.build(root, out, now=NOW)
+    stat = talk.stat()
+    with talk.open("r+b") as handle:  # in place: the inode stays
+        changed = handle.read().replace(b"Two", b"Owt")
+        handle.seek(0)
+        handle.write(changed)
+    os.utime(talk, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert talk.stat().st_size == stat.st_size and talk.stat().st_ino == stat.st_ino
+    pipeline.build(root, out, now=NOW)
+    assert "Owt" in (out / "a/two/index.html").read_text()

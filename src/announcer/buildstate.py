@@ -28,9 +28,10 @@ from typing import Any
 from announcer import __version__
 from announcer.model import Event
 
-FORMAT = 1
+FORMAT = 2
 PARTS = ("events", "fragments")
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
+RACY_NS = 2_000_000_000  # files changed this close to a build's start are read again
 
 
 @dataclass
@@ -41,6 +42,7 @@ class BuildState:
     valid_until: datetime | None = None
     outputs: dict[str, tuple[str | None, Stat]] = field(default_factory=dict)
     inputs: dict[str, Stat] = field(default_factory=dict)  # every input file, as last built
+    read_ns: int = 0  # wall clock when that build began reading its inputs
     options: str = ""  # the build's parameters: output, base URL, adapters, version
     target: str = ""  # the output folder it wrote
     ledger: str = ""  # the ledger file it read and saved
@@ -110,6 +112,18 @@ def input_stats(project: Path, extra: list[Path]) -> dict[str, Stat]:
     for path in extra:
         _add_stat(found, path)
     return found
+
+
+def unchanged_since(state: BuildState, current: dict[str, Stat]) -> set[str]:
+    """Input files whose size, mtime and inode are as the last build found them, and
+    whose mtime is clearly older than that build: a file written while it read, or in the
+    same tick of a coarse clock, is read again (as git does with its index)."""
+    margin = state.read_ns - RACY_NS
+    return {
+        path
+        for path, stat in current.items()
+        if state.inputs.get(path) == stat and stat[1] < margin
+    }
 
 
 def _add_stat(found: dict[str, Stat], path: Path) -> None:

@@ -14,6 +14,7 @@ behind and the next build records the same change again.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from announcer.adapters.base import (
     OutputFile,
     select,
 )
-from announcer.buildstate import BuildState, digest, stat_of
+from announcer.buildstate import BuildState, Stat, digest, stat_of
 from announcer.delivery import files as publishing
 from announcer.delivery.files import WriteReport, publish
 from announcer.errors import ConfigError
@@ -100,14 +101,16 @@ def build(
     never records a change that was not published. ``jobs`` is how many
     processes render (default: one per core); the output does not depend on it.
     """
-    clock = now or ledgers.utc_now()
+    clock, started = now or ledgers.utc_now(), time.time_ns()
     state = buildstate.load(project, out)
     options = _options(out, base_url, save_ledger, adapters)
-    if _untouched(state, options, project, clock):
+    current = buildstate.input_stats(project, [project / "announcer.yaml", Path(state.ledger)])
+    if _untouched(state, options, project, clock, current):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
         return BuildResult(Path(state.target), report, project=project)
     state.events = buildstate.load_part(project, out, "events")
-    site = load_site(project, state.events, workers.jobs_for(jobs))
+    unchanged, state.read_ns = buildstate.unchanged_since(state, current), started
+    site = load_site(project, state.events, workers.jobs_for(jobs), unchanged)
     if base_url is not None:
         site = replace(site, base_url=base_url)
     target = output_dir(project, site, out)
@@ -152,7 +155,9 @@ def _options(
     return digest(__version__, str(out), repr(base_url), str(save_ledger), *names)
 
 
-def _untouched(state: BuildState, options: str, project: Path, now: datetime) -> bool:
+def _untouched(
+    state: BuildState, options: str, project: Path, now: datetime, current: dict[str, Stat]
+) -> bool:
     """No input file touched, same options, clock between the last build and its expiry.
 
     Then the output is what a build would write, and nothing is even parsed.
@@ -161,8 +166,10 @@ def _untouched(state: BuildState, options: str, project: Path, now: datetime) ->
         return False
     if not _in_time(state, now):
         return False
-    extra = [project / "announcer.yaml", Path(state.ledger)]
-    if buildstate.input_stats(project, extra) != state.inputs:
+    if current != state.inputs:
+        return False
+    settled = buildstate.unchanged_since(state, current) | {state.ledger}  # the ledger is ours
+    if not settled.issuperset(current):  # written as the last build began: may differ
         return False
     target = Path(state.target)
     return _intact(state, target)

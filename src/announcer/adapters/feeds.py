@@ -172,18 +172,25 @@ class _Writer:
         self.site = context.site
         self.series = {s.slug: s for s in context.site.series}
         self.entries: dict[tuple[str, str], bytes] = {}
+        self.keys: dict[str, str] = {}
         self.built: dict[str, _Entry] = {}
 
     def feeds(self, spec: FeedSpec, events: Sequence[Event]) -> Iterator[LazyFile]:
-        """The Atom and the RSS feed of ``events``, each assembled when the build gets to it."""
-        for kind, path in (("atom", spec.atom), ("rss", spec.rss)):
-            yield LazyFile(path, partial(self.feed, spec, events, kind, path))
-
-    def feed(self, spec: FeedSpec, events: Sequence[Event], kind: str, path: str) -> bytes:
+        """The Atom and the RSS feed of ``events``, each assembled when the build gets to it,
+        and not at all when its entries and settings are the last build's."""
         chosen = self._newest(events)
         updated = max(
             (self.context.ledger.revision(e).modified for e in chosen), default=self._fallback()
         )
+        entries = "\x1f".join(map(self._fragment_key, chosen))
+        settings = self.context.settings_key(None)
+        for kind, path in (("atom", spec.atom), ("rss", spec.rss)):
+            key = digest("feed", kind, path, repr(spec), repr(updated), settings, entries)
+            yield LazyFile(path, partial(self.feed, spec, chosen, updated, kind, path), key)
+
+    def feed(
+        self, spec: FeedSpec, chosen: Sequence[Event], updated: datetime, kind: str, path: str
+    ) -> bytes:
         generator = self._generator(spec, kind, path, updated.astimezone(UTC))
         shell: bytes = (
             generator.atom_str(pretty=True) if kind == "atom" else generator.rss_str(pretty=True)
@@ -246,14 +253,17 @@ class _Writer:
         return make
 
     def _fragment_key(self, event: Event) -> str:
-        """What an entry depends on, for reuse across builds."""
-        revision = self.context.ledger.revision(event)
-        return digest(
-            "entry",
-            self.context.identity(event),
-            repr((revision.first_seen, revision.modified)),
-            self.context.settings_key(event.series),
-        )
+        """What an entry depends on, for reuse across builds; once per event per build."""
+        found = self.keys.get(event.key)
+        if found is None:
+            revision = self.context.ledger.revision(event)
+            found = self.keys[event.key] = digest(
+                "entry",
+                self.context.identity(event),
+                repr((revision.first_seen, revision.modified)),
+                self.context.settings_key(event.series),
+            )
+        return found
 
     def _build_entry(self, event: Event) -> _Entry:
         series = self.series[event.series]

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import jinja2
 from markupsafe import Markup
@@ -31,7 +30,6 @@ from announcer.recurrence import expand
 from announcer.templating import when
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,17 +60,18 @@ class HtmlAdapter(OutputAdapter):
     def files(self, context: BuildContext) -> Iterator[OutputFile | LazyFile]:
         pages = _Pages(context)
         yield OutputFile(urls.STYLESHEET, (STATIC / "style.css").read_bytes())
-        yield LazyFile(urls.SITE_INDEX, lambda: pages.index().data)
+        yield pages.listing_file(urls.SITE_INDEX, pages.shown, pages.index)
         for series in context.site.series:
-            yield LazyFile(urls.series_page(series), partial(_data, pages.series_page, series))
+            own = [e for e in pages.shown if e.series == series.slug]
+            page = partial(pages.series_page, series)
+            yield pages.listing_file(urls.series_page(series), own, page, series.slug)
             for event in series.events:
                 yield from pages.event_pages(event, series)
         for tag in listing.tags(pages.shown):
-            yield LazyFile(urls.tag_page(tag), partial(_data, pages.tag_page, tag))
-
-
-def _data(page: Callable[[T], OutputFile], subject: T) -> bytes:
-    return page(subject).data
+            tagged = [e for e in pages.shown if tag in e.tags]
+            calendar = tag in pages.calendar_tags()
+            make = partial(pages.tag_page, tag, tagged, calendar)
+            yield pages.listing_file(urls.tag_page(tag), tagged, make, tag, calendar)
 
 
 class _OnFirstCall:
@@ -168,6 +167,34 @@ class _Pages:
 
         return item
 
+    def listing_file(
+        self,
+        path: str,
+        events: list[Event] | tuple[Event, ...],
+        page: Callable[[], OutputFile],
+        *extra: object,
+    ) -> LazyFile:
+        """A page listing ``events``, rendered only when an event on it, whether it is past,
+        or a setting it shows changed."""
+        series = self.context.site.series
+        key = digest(
+            "listing",
+            path,
+            repr(extra),
+            *(self.context.settings_key(s.slug) for s in series),
+            self.context.settings_key(None),
+            self.context.inputs_key if self._overridden() else "",
+            "\x1f".join(
+                f"{self.context.identity(e)}{listing.is_past(e, self.context.now):d}"
+                for e in events
+            ),
+        )
+        return LazyFile(path, lambda: page().data, key)
+
+    def _overridden(self) -> bool:
+        """Whether any template override exists: then a page may show anything at all."""
+        return any(self.context.overrides(s) for s in (None, *self.series))
+
     def index(self) -> OutputFile:
         return self.render(
             "site/index.html",
@@ -187,8 +214,7 @@ class _Pages:
             listing=self.sections(e for e in self.shown if e.series == series.slug),
         )
 
-    def tag_page(self, tag: str) -> OutputFile:
-        tagged = [e for e in self.shown if tag in e.tags]
+    def tag_page(self, tag: str, tagged: list[Event], calendar: bool) -> OutputFile:
         return self.render(
             "site/tag.html",
             urls.tag_page(tag),
@@ -196,7 +222,7 @@ class _Pages:
             tag=tag,
             listing=self.sections(tagged),
             many_series=len({e.series for e in tagged}) > 1,
-            calendar=tag in self._calendar_tags(),
+            calendar=calendar,
         )
 
     def event_pages(self, event: Event, series: Series) -> Iterator[LazyFile]:
@@ -270,7 +296,7 @@ class _Pages:
         calendar = urls.absolute(self.site, urls.series_calendar(series))
         return {"calendar_url": calendar, "webcal_url": urls.webcal(calendar)}
 
-    def _calendar_tags(self) -> frozenset[str]:
+    def calendar_tags(self) -> frozenset[str]:
         """Tags that have a calendar: the ICS adapter leaves out old events, by this rule."""
         cached = self.context.cache.get("html.calendar_tags")
         if isinstance(cached, frozenset):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from icalendar import Timezone
@@ -110,8 +111,26 @@ class _Writer:
         events: Iterable[Event],
         series: Series | None = None,
     ) -> LazyFile:
-        """A calendar assembled only when the build gets to it."""
-        return LazyFile(path, lambda: self.calendar(path, name, description, events, series).data)
+        """A calendar assembled only when the build gets to it, and not at all when its
+        VEVENTs and settings are the last build's."""
+        events = list(events)
+        key = digest(
+            "calendar",
+            path,
+            name,
+            description,
+            repr(sorted(_zone_spans(events).items())),
+            self.context.settings_key(series.slug if series else None),
+            "\x1f".join(map(self._key, events)),
+        )
+        self._warn_if_large(path, name, description, events, series)
+        make = partial(self._calendar_data, path, name, description, events, series)
+        return LazyFile(path, make, key)
+
+    def _calendar_data(
+        self, path: str, name: str, description: str, events: list[Event], series: Series | None
+    ) -> bytes:
+        return self.calendar(path, name, description, events, series).data
 
     def calendar(
         self,
@@ -122,7 +141,18 @@ class _Writer:
         series: Series | None = None,
         method: str = "PUBLISH",
     ) -> OutputFile:
-        events = list(events)
+        return OutputFile(
+            path, b"".join(self._parts(name, description, list(events), series, method))
+        )
+
+    def _parts(
+        self,
+        name: str,
+        description: str,
+        events: list[Event],
+        series: Series | None,
+        method: str = "PUBLISH",
+    ) -> list[bytes]:
         parts = [self._header(name, description, series, method)]
         parts.extend(
             self._zone(tzid, first, last)
@@ -130,13 +160,18 @@ class _Writer:
         )
         parts.extend(self.vevents(event) for event in events)
         parts.append(_END)
-        data = b"".join(parts)
-        if len(data) > self.site.calendar.size_warning:
+        return parts
+
+    def _warn_if_large(
+        self, path: str, name: str, description: str, events: list[Event], series: Series | None
+    ) -> None:
+        """Said at every build, whether or not the calendar is written again."""
+        size = sum(map(len, self._parts(name, description, events, series)))
+        if size > self.site.calendar.size_warning:
             self.context.warnings.append(
-                f"{path} is {len(data):,} bytes: Google Calendar stops refreshing subscribed "
+                f"{path} is {size:,} bytes: Google Calendar stops refreshing subscribed "
                 "calendars near 1 MB (lower calendar.past_days in announcer.yaml)"
             )
-        return OutputFile(path, data)
 
     def _header(self, name: str, description: str, series: Series | None, method: str) -> bytes:
         refresh = _duration(self.site.calendar.refresh)

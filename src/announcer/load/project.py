@@ -6,6 +6,7 @@ one ValidationFailed listing every problem in every file.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,16 +29,23 @@ EventCache = dict[str, tuple[str, Event]]
 """Event file (as shown) -> (key of its bytes and series defaults, the event it loaded to)."""
 
 
-def load_site(root: Path, cache: EventCache | None = None, jobs: int = 1) -> Site:
+def load_site(
+    root: Path,
+    cache: EventCache | None = None,
+    jobs: int = 1,
+    unchanged: Collection[str] = (),
+) -> Site:
     """The validated model of the project at ``root``, or ValidationFailed.
 
     With ``cache`` (what an earlier call left in it), an event file whose
     bytes and series defaults are unchanged is not parsed again; on return
     ``cache`` holds this call's files only. With ``jobs`` above one, the files
     to parse are shared between processes (:mod:`announcer.workers`); the
-    model and the problems found are the same.
+    model and the problems found are the same. Files named in ``unchanged``
+    (as ``str(path)``) are known not to have changed since ``cache`` was
+    filled, and are not even read when it holds them.
     """
-    walk = _Walk(root, cache)
+    walk = _Walk(root, cache, unchanged)
     series_root = root / SERIES_DIR
     if not series_root.is_dir():
         walk.problems.append(
@@ -78,8 +86,9 @@ class _EventFile:
 class _Walk:
     """One pass over a project: where problems go, and the event cache in and out."""
 
-    def __init__(self, root: Path, cache: EventCache | None) -> None:
+    def __init__(self, root: Path, cache: EventCache | None, unchanged: Collection[str]) -> None:
         self.root = root
+        self.unchanged = unchanged
         self.problems: list[Diagnostic] = []
         self.known: EventCache = dict(cache or {})
         self.fresh: EventCache = {}
@@ -116,20 +125,28 @@ class _Walk:
         defaults = SeriesDefaults(
             series.slug, series.timezone, series.default_duration, series.default_location
         )
-        files = [self.read(f, defaults) for f in _event_files(folder, root, problems)]
+        defaults_key = digest(repr(defaults))
+        files = [
+            self.read(f, defaults, defaults_key) for f in _event_files(folder, root, problems)
+        ]
         return series, files
 
-    def read(self, file: Path, series: SeriesDefaults) -> _EventFile:
-        """The file's bytes and key; the cached event when the key is the last build's."""
+    def read(self, file: Path, series: SeriesDefaults, defaults_key: str) -> _EventFile:
+        """The file's bytes and key (bytes, then series defaults); the cached event when the
+        key is the last build's, or when the file is unchanged and so are the defaults."""
         found = _EventFile(display_path(file, self.root), file.stem, series)
         if not check_slug(Reader(found.shown, found.problems), None, file.stem, "event id"):
+            return found
+        known = self.known.get(found.shown)
+        trusted = known is not None and str(file) in self.unchanged
+        if known is not None and trusted and known[0].endswith(":" + defaults_key):
+            found.key, found.event = known
             return found
         data = read_bytes(file, found.shown)
         if isinstance(data, YamlFile):
             found.problems.extend(data.problems)
             return found
-        found.data, found.key = data, digest(data, repr(series))
-        known = self.known.get(found.shown)
+        found.data, found.key = data, f"{digest(data)}:{defaults_key}"
         if known is not None and known[0] == found.key:
             found.event = known[1]
         else:
