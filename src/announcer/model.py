@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -80,7 +81,9 @@ class Event:
     recurrence_id: date | None = None
     source: str = ""  # "path:line" it came from, for messages; never published
 
-    @property
+    # Worked out once per event (a build asks a million times); not fields, so equality,
+    # repr and replace() ignore them.
+    @cached_property
     def key(self) -> str:
         """Unique across the site: the ledger and the output tree use it."""
         return f"{self.series}/{self.id}"
@@ -93,14 +96,14 @@ class Event:
     def cancelled(self) -> bool:
         return self.status == "cancelled"
 
-    @property
+    @cached_property
     def begins(self) -> datetime:
         """The start as an instant; all-day events begin at midnight in their timezone."""
         if isinstance(self.start, datetime):
             return self.start
         return datetime.combine(self.start, time(), tzinfo=ZoneInfo(self.timezone))
 
-    @property
+    @cached_property
     def finishes(self) -> datetime:
         """The end as an instant: for all-day events, midnight after the last day."""
         end = self.end_exclusive

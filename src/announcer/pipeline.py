@@ -104,7 +104,8 @@ def build(
     clock, started = now or ledgers.utc_now(), time.time_ns()
     state = buildstate.load(project, out)
     options = _options(out, base_url, save_ledger, adapters)
-    current = buildstate.input_stats(project, [project / "announcer.yaml", Path(state.ledger)])
+    known_ledger = [Path(state.ledger)] if state.ledger else []
+    current = buildstate.input_stats(project, [project / "announcer.yaml", *known_ledger])
     if _untouched(state, options, project, clock, current):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
         return BuildResult(Path(state.target), report, project=project)
@@ -120,6 +121,7 @@ def build(
     signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, save_ledger)
     if not changes and _still_valid(state, signature, clock, target, chosen):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
+        state.inputs = current
         _remember(state, project, out, options, clock, ledger_path, target, chosen, ("events",))
         return BuildResult(target, report, loaded=site)
     context = BuildContext(
@@ -136,6 +138,7 @@ def build(
         signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, True)
     state.signature, state.valid_until = signature, next_change(site, clock)
     state.outputs, state.fragments = report.recorded, context.fragments.used
+    state.inputs = current
     _remember(state, project, out, options, clock, ledger_path, target, chosen)
     warnings = sorted(set(context.warnings))  # workers finish in any order
     return BuildResult(target, report, changes, warnings, saved, loaded=site)
@@ -186,10 +189,18 @@ def _remember(
     adapters: list[OutputAdapter],
     parts: tuple[str, ...] = buildstate.PARTS,
 ) -> None:
-    """Record what the next build needs to know it has nothing to do."""
+    """Record what the next build needs to know it has nothing to do.
+
+    ``state.inputs`` holds the input files as this build found them before
+    reading any: a file changed since is then seen as changed next time. Only
+    the ledger, which this build wrote, is looked at again.
+    """
     state.options, state.built_at, state.target = options, now, str(target)
     state.ledger, state.incremental = str(ledger_path), all(a.incremental for a in adapters)
-    state.inputs = buildstate.input_stats(project, [project / "announcer.yaml", ledger_path])
+    state.inputs = {p: s for p, s in state.inputs.items() if p != str(ledger_path)}
+    ledger = stat_of(ledger_path)
+    if ledger is not None:
+        state.inputs[str(ledger_path)] = ledger
     buildstate.save(state, project, out, parts)
 
 
@@ -296,8 +307,16 @@ def _sharing(context: BuildContext, jobs: int | None) -> publishing.Share:
     return partial(workers.run, jobs=count, side=context, explicit=jobs is not None)
 
 
+PROBE = 64  # events prepared here first, to see whether the last build's pieces serve
+
+
 def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publishing.Share) -> None:
-    """Every adapter's shared pieces, made event by event before any file is."""
+    """Every adapter's shared pieces, made event by event before any file is.
+
+    The first events are prepared in this process: when the last build's pieces
+    served nearly all of them (an incremental build), so will they serve the
+    rest, which stays here too; forking would cost more than it saves.
+    """
     events = list(context.site.events())
     preparing = [a for a in adapters if type(a).prepare is not OutputAdapter.prepare]
     if not preparing:
@@ -308,7 +327,15 @@ def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publish
             adapter.prepare(context, events[chunk.start : chunk.stop])
         return [None] * len(chunk)
 
-    share(task, len(events))
+    before = len(context.fragments.made)
+    task(range(min(PROBE, len(events))))
+    rest = range(min(PROBE, len(events)), len(events))
+    if len(context.fragments.made) - before <= PROBE // 8:
+        task(rest)
+    else:
+        share(
+            lambda chunk: task(range(chunk.start + rest.start, chunk.stop + rest.start)), len(rest)
+        )
 
 
 def render(context: BuildContext, adapters: list[OutputAdapter]) -> Iterator[OutputFile | LazyFile]:

@@ -11,7 +11,7 @@ ledger give the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -102,6 +102,13 @@ class _Writer:
         self.events: dict[str, bytes] = {}
         self.keys: dict[str, str] = {}
         self.zones: dict[tuple[str, int, int], bytes] = {}
+        self.spans: dict[str, tuple[str, int, int] | None] = {}
+
+    def years(self, event: Event) -> tuple[str, int, int] | None:
+        """:func:`_years`, once per event: every calendar that holds it asks."""
+        if event.key not in self.spans:
+            self.spans[event.key] = _years(event)
+        return self.spans[event.key]
 
     def lazy(
         self,
@@ -119,7 +126,7 @@ class _Writer:
             path,
             name,
             description,
-            repr(sorted(_zone_spans(events).items())),
+            repr(_zone_spans(events, self.years)),
             self.context.settings_key(series.slug if series else None),
             "\x1f".join(map(self._key, events)),
         )
@@ -156,7 +163,7 @@ class _Writer:
         parts = [self._header(name, description, series, method)]
         parts.extend(
             self._zone(tzid, first, last)
-            for tzid, (first, last) in sorted(_zone_spans(events).items())
+            for tzid, (first, last) in _zone_spans(events, self.years)
         )
         parts.extend(self.vevents(event) for event in events)
         parts.append(_END)
@@ -201,7 +208,7 @@ class _Writer:
     def event_file(self, event: Event, series: Series) -> LazyFile:
         """``event.ics``: rendered only when the event or what it shows changed."""
         path = urls.event_ics(event)
-        spans = sorted(_zone_spans([event]).items())
+        spans = _zone_spans([event], self.years)
         key = digest(path, self._key(event), repr(spans), repr(self.site.calendar.refresh))
         return LazyFile(
             path, lambda: self.calendar(path, event.title, "", [event], series).data, key
@@ -234,16 +241,24 @@ class _Writer:
         return self.keys[event.key]
 
 
-def _zone_spans(events: list[Event]) -> dict[str, tuple[int, int]]:
+def _zone_spans(
+    events: list[Event], years: Callable[[Event], tuple[str, int, int] | None]
+) -> list[tuple[str, tuple[int, int]]]:
     """The years each timezone must cover, so a VTIMEZONE stays small but complete."""
     spans: dict[str, tuple[int, int]] = {}
-    for event in events:
-        if event.all_day or event.timezone in UTC_NAMES:
-            continue
-        first, last = event.begins.year, last_finish(event).year
-        old = spans.get(event.timezone, (first, last))
-        spans[event.timezone] = (min(old[0], first), max(old[1], last))
-    return spans
+    for found in map(years, events):
+        if found is not None:
+            zone, first, last = found
+            old = spans.get(zone, (first, last))
+            spans[zone] = (min(old[0], first), max(old[1], last))
+    return sorted(spans.items())
+
+
+def _years(event: Event) -> tuple[str, int, int] | None:
+    """An event's zone and the years it spans; None when it needs no VTIMEZONE."""
+    if event.all_day or event.timezone in UTC_NAMES:
+        return None
+    return event.timezone, event.begins.year, last_finish(event).year
 
 
 def _vevent(
