@@ -80,6 +80,7 @@ class Event:
     overrides: tuple[Event, ...] = ()
     recurrence_id: date | None = None
     source: str = ""  # "path:line" it came from, for messages; never published
+    origin: str = ""  # a digest of the file (and series defaults) it was read from, or ""
 
     # Worked out once per event (a build asks a million times); not fields, so equality,
     # repr and replace() ignore them.

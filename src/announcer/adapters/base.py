@@ -131,12 +131,16 @@ class BuildContext:
         self.warnings.extend(warnings)
 
     def identity(self, event: Event | None) -> str:
-        """A digest of everything an event holds, worked out once per build."""
+        """A key for everything an event holds, worked out once per build: the digest of
+        the file it was read from with which occurrence it is, or else of the event itself."""
         if event is None:
             return ""
         slot = f"event:{event.key}"
         if slot not in self.cache:
-            self.cache[slot] = digest(repr(event))
+            if event.origin:
+                self.cache[slot] = f"{event.origin}:{event.id}:{event.recurrence_id}"
+            else:
+                self.cache[slot] = digest(repr(event))
         return str(self.cache[slot])
 
     def settings_key(self, series: str | None = None) -> str:

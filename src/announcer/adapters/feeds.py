@@ -68,6 +68,7 @@ class FeedsAdapter(OutputAdapter):
     def files(self, context: BuildContext) -> Iterator[LazyFile]:
         writer = _Writer(context)
         site, shown = context.site, listing.shown(context)
+        by_series, by_tag = listing.shown_groups(context)
         titles = ", ".join(s.title for s in site.series)
         yield from writer.feeds(
             FeedSpec(
@@ -83,7 +84,7 @@ class FeedsAdapter(OutputAdapter):
         )
         for series in site.series:
             yield from writer.feeds(
-                _series_spec(series), [e for e in shown if e.series == series.slug]
+                _series_spec(series), by_series.get(series.slug, [])
             )
         for tag in listing.tags(shown):
             spec = FeedSpec(
@@ -95,7 +96,7 @@ class FeedsAdapter(OutputAdapter):
                 site.language,
                 site.title,
             )
-            yield from writer.feeds(spec, [e for e in shown if tag in e.tags])
+            yield from writer.feeds(spec, by_tag[tag])
 
 
 def _series_spec(series: Series) -> FeedSpec:

@@ -60,15 +60,16 @@ class HtmlAdapter(OutputAdapter):
     def files(self, context: BuildContext) -> Iterator[OutputFile | LazyFile]:
         pages = _Pages(context)
         yield OutputFile(urls.STYLESHEET, (STATIC / "style.css").read_bytes())
+        by_series, by_tag = listing.shown_groups(context)
         yield pages.listing_file(urls.SITE_INDEX, pages.shown, pages.index)
         for series in context.site.series:
-            own = [e for e in pages.shown if e.series == series.slug]
+            own = by_series.get(series.slug, [])
             page = partial(pages.series_page, series)
             yield pages.listing_file(urls.series_page(series), own, page, series.slug)
             for event in series.events:
                 yield from pages.event_pages(event, series)
         for tag in listing.tags(pages.shown):
-            tagged = [e for e in pages.shown if tag in e.tags]
+            tagged = by_tag[tag]
             calendar = tag in pages.calendar_tags()
             make = partial(pages.tag_page, tag, tagged, calendar)
             yield pages.listing_file(urls.tag_page(tag), tagged, make, tag, calendar)
@@ -211,7 +212,7 @@ class _Pages:
             series.language,
             series,
             series=series,
-            listing=self.sections(e for e in self.shown if e.series == series.slug),
+            listing=self.sections(listing.shown_groups(self.context)[0].get(series.slug, [])),
         )
 
     def tag_page(self, tag: str, tagged: list[Event], calendar: bool) -> OutputFile:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from icalendar import Timezone
 
 from announcer import markup, urls
+from announcer.adapters import listing
 from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, OutputFile
 from announcer.adapters.icstext import Lines, day, local, text, utc
 from announcer.buildstate import digest
@@ -56,8 +57,9 @@ class IcsAdapter(OutputAdapter):
             )
             for event in series.events:
                 yield writer.event_file(event, series)
-        for tag in sorted({t for e in everything for t in e.tags}):
-            tagged = [e for e in everything if tag in e.tags]
+        _, by_tag = listing.grouped(everything)
+        for tag in sorted(by_tag):
+            tagged = by_tag[tag]
             yield writer.lazy(urls.tag_calendar(tag), f"{site.title}: {tag}", "", tagged)
 
 

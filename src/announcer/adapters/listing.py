@@ -27,6 +27,26 @@ def shown(context: BuildContext) -> tuple[Event, ...]:
     return events
 
 
+def grouped(events: Iterable[Event]) -> tuple[dict[str, list[Event]], dict[str, list[Event]]]:
+    """``events`` by series and by tag, each list in the order given: one pass, where
+    filtering the whole list again for each of thirty tags was a measurable part of a build."""
+    by_series: dict[str, list[Event]] = {}
+    by_tag: dict[str, list[Event]] = {}
+    for event in events:
+        by_series.setdefault(event.series, []).append(event)
+        for tag in event.tags:
+            by_tag.setdefault(tag, []).append(event)
+    return by_series, by_tag
+
+
+def shown_groups(context: BuildContext) -> tuple[dict[str, list[Event]], dict[str, list[Event]]]:
+    """:func:`grouped` over :func:`shown`, once per build."""
+    cached = context.cache.get("listing.groups")
+    if not isinstance(cached, tuple):
+        cached = context.cache["listing.groups"] = grouped(shown(context))
+    return cached
+
+
 def _expanded(site: Site) -> Iterable[Event]:
     for event in site.events():
         yield from expand(event)

@@ -180,7 +180,8 @@ def _parse(file: _EventFile) -> tuple[Event | None, list[Diagnostic]]:
         return None, problems
     event = read_event(Reader(file.shown, problems), parsed.root, file.stem, file.series)
     if event is not None:
-        event = replace(event, source=f"{file.shown}:{_key_line(parsed.root, 'uid')}")
+        source = f"{file.shown}:{_key_line(parsed.root, 'uid')}"
+        event = replace(event, source=source, origin=file.key)
     return event, problems
 
 
