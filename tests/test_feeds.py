@@ -11,9 +11,12 @@ from pathlib import Path
 import feedparser
 import pytest
 from babel.dates import format_skeleton
+from feedgen.entry import FeedEntry
+from lxml import etree
 
 from announcer import ledger as ledgers
 from announcer import markup, urls
+from announcer.adapters import feedtext
 from announcer.adapters.feeds import ENTRY_NAMESPACE
 from announcer.load import load_site
 from announcer.model import Event, Site
@@ -344,3 +347,52 @@ def test_feed_metadata(site_project: Path, tmp_path: Path) -> None:
     assert tag.feed.link == "https://example.org/talks/tags/economie/"
     assert len(tag.entries) == 3
     assert textwrap.shorten(tag.feed.title, 200).endswith(": economie")
+
+
+def _through_feedgen(entry: feedtext.Entry, kind: str) -> bytes:
+    """The same entry as feedgen builds it and lxml writes it: what feedtext replaces."""
+    built = FeedEntry()
+    built.id(entry.id)
+    built.title(entry.title)
+    built.published(entry.published)
+    built.updated(entry.updated)
+    for link in entry.links:
+        built.link(href=link.href, rel=link.rel, type=link.type)
+    built.content(entry.content, type="html")
+    for term in entry.categories:
+        built.category(term=term)
+    element = built.atom_entry() if kind == "atom" else built.rss_entry()
+    if kind == "atom":  # feedgen drops rel and type from entry links; feeds.py put them back
+        for node, link in zip([e for e in element if e.tag == "link"], entry.links, strict=True):
+            node.set("rel", link.rel)
+            node.set("type", link.type)
+    return bytes(etree.tostring(element, pretty_print=True, encoding="UTF-8"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "awkward",
+    [
+        "plain",
+        "Fish & chips <b>\"quoted\"</b> 'single' > more",
+        "line\nbreak\tand tab\rand return",
+        "Montréal, Zürich — 東京 🎉",
+        "]]> <!-- not a comment --> &amp; already escaped",
+    ],
+)
+def test_entries_are_written_as_feedgen_and_lxml_wrote_them(kind: str, awkward: str) -> None:
+    moment = datetime(2026, 11, 28, 17, 5, 9, tzinfo=UTC)
+    entry = feedtext.Entry(
+        id=f"urn:uuid:{uuid.uuid5(ENTRY_NAMESPACE, awkward)}",
+        title=f"Title: {awkward}",
+        updated=moment,
+        published=moment - timedelta(days=3),
+        content=f"<p>{awkward}</p>",
+        links=(
+            feedtext.Link(f"https://example.org/e.ics?a=1&b={awkward}", "related", "text/calendar"),
+            feedtext.Link("https://example.org/e/", "alternate", "text/html"),
+        ),
+        categories=("one", awkward),
+    )
+    written = feedtext.atom(entry) if kind == "atom" else feedtext.rss(entry)
+    assert written == _through_feedgen(entry, kind)

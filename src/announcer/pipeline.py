@@ -314,8 +314,9 @@ def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publish
     """Every adapter's shared pieces, made event by event before any file is.
 
     The first events are prepared in this process: when the last build's pieces
-    served nearly all of them (an incremental build), so will they serve the
-    rest, which stays here too; forking would cost more than it saves.
+    served nearly all of them (an incremental build), they will serve the rest
+    too, and the few that are missing are made when a file asks for them;
+    forking, or even asking for every piece twice, would cost more than it saves.
     """
     events = list(context.site.events())
     preparing = [a for a in adapters if type(a).prepare is not OutputAdapter.prepare]
@@ -330,9 +331,7 @@ def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publish
     before = len(context.fragments.made)
     task(range(min(PROBE, len(events))))
     rest = range(min(PROBE, len(events)), len(events))
-    if len(context.fragments.made) - before <= PROBE // 8:
-        task(rest)
-    else:
+    if len(context.fragments.made) - before > PROBE // 8:
         share(
             lambda chunk: task(range(chunk.start + rest.start, chunk.stop + rest.start)), len(rest)
         )
