@@ -283,12 +283,22 @@ def test_files_unchanged_since_the_last_build_are_not_even_read(
     assert "Deux" in (out / "a/two/index.html").read_text()
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        lambda now: now + 500_000_000,  # as the build began, on a clock with fine times
+        lambda now: (now // 1_000_000_000 - 1) * 1_000_000_000,  # the same second, coarsely
+    ],
+    ids=["fine clock", "whole seconds"],
+)
 def test_a_file_changed_as_the_last_build_began_is_read_again(
-    make_project: MakeProject, tmp_path: Path
+    make_project: MakeProject, tmp_path: Path, written: Callable[[int], int]
 ) -> None:
     """Same size, same mtime, same inode: only the time it was written says it may differ."""
-    root, out = two_series(make_project), tmp_path / "out"
+    root, out = settle(two_series(make_project)), tmp_path / "out"
     talk = root / "series/a/events/two.yaml"
+    stamp = written(time.time_ns())
+    os.utime(talk, ns=(stamp, stamp))
     pipeline.build(root, out, now=NOW)
     stat = talk.stat()
     with talk.open("r+b") as handle:  # in place: the inode stays
@@ -296,6 +306,6 @@ def test_a_file_changed_as_the_last_build_began_is_read_again(
         handle.seek(0)
         handle.write(changed)
     os.utime(talk, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert talk.stat().st_size == stat.st_size and talk.stat().st_ino == stat.st_ino
+    assert (talk.stat().st_size, talk.stat().st_ino) == (stat.st_size, stat.st_ino)
     pipeline.build(root, out, now=NOW)
     assert "Owt" in (out / "a/two/index.html").read_text()

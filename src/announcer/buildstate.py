@@ -31,7 +31,8 @@ from announcer.model import Event
 FORMAT = 2
 PARTS = ("events", "fragments")
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
-RACY_NS = 2_000_000_000  # files changed this close to a build's start are read again
+RACY_COARSE_NS = 2_000_000_000  # files changed this close to a build's start are read again
+RACY_FINE_NS = 50_000_000  # the same, where mtimes have sub-second precision
 
 
 @dataclass
@@ -117,13 +118,19 @@ def input_stats(project: Path, extra: list[Path]) -> dict[str, Stat]:
 def unchanged_since(state: BuildState, current: dict[str, Stat]) -> set[str]:
     """Input files whose size, mtime and inode are as the last build found them, and
     whose mtime is clearly older than that build: a file written while it read, or in the
-    same tick of a coarse clock, is read again (as git does with its index)."""
-    margin = state.read_ns - RACY_NS
+    same tick of the file system's clock, is read again (as git does with its index)."""
     return {
         path
         for path, stat in current.items()
-        if state.inputs.get(path) == stat and stat[1] < margin
+        if state.inputs.get(path) == stat and stat[1] < state.read_ns - _tick(stat[1])
     }
+
+
+def _tick(mtime_ns: int) -> int:
+    """How far apart two writes may be and still get the same mtime: whole seconds mean a
+    file system that keeps no finer times (FAT keeps even seconds); others tick at most
+    every few milliseconds."""
+    return RACY_COARSE_NS if mtime_ns % 1_000_000_000 == 0 else RACY_FINE_NS
 
 
 def _add_stat(found: dict[str, Stat], path: Path) -> None:

@@ -139,7 +139,8 @@ def build(
     state.signature, state.valid_until = signature, next_change(site, clock)
     state.outputs, state.fragments = report.recorded, context.fragments.used
     state.inputs = current
-    _remember(state, project, out, options, clock, ledger_path, target, chosen)
+    parts = buildstate.PARTS if context.fragments.worth_keeping() else ("events",)
+    _remember(state, project, out, options, clock, ledger_path, target, chosen, parts)
     warnings = sorted(set(context.warnings))  # workers finish in any order
     return BuildResult(target, report, changes, warnings, saved, loaded=site)
 

@@ -71,6 +71,7 @@ class Fragments:
         self.used: dict[str, bytes] = {}
         self.made: dict[str, bytes] = {}
         self.reused: list[str] = []
+        self.fresh = 0  # pieces made this build, in this process or a worker
 
     def get(self, key: str, make: Callable[[], bytes]) -> bytes:
         found = self.used.get(key)
@@ -78,6 +79,7 @@ class Fragments:
             found = self.known.get(key)
             if found is None:
                 found = self.made[key] = make()
+                self.fresh += 1
             else:
                 self.reused.append(key)
             self.used[key] = found
@@ -86,12 +88,19 @@ class Fragments:
     def start_share(self) -> None:
         self.made, self.reused = {}, []
 
+    def worth_keeping(self) -> bool:
+        """Whether to store this build's pieces: not when it made only a handful (making
+        those again next time is cheaper than rewriting a store of a hundred megabytes),
+        unless the stored ones are mostly no longer used."""
+        return self.fresh * 100 > len(self.used) or len(self.known) > 2 * len(self.used)
+
     def share(self) -> tuple[dict[str, bytes], list[str]]:
         return self.made, self.reused
 
     def merge(self, share: tuple[dict[str, bytes], list[str]]) -> None:
         made, reused = share
         self.used.update(made)
+        self.fresh += len(made)
         for key in reused:
             self.used[key] = self.known[key]
 
