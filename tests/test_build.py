@@ -211,6 +211,20 @@ def test_cli_build_reports_and_is_atomic_from_the_command_line(example_project: 
     assert "written" in done.stdout and (example_project / "public/calendar.ics").exists()
 
 
+def test_cli_build_jobs_give_the_same_output(example_project: Path, tmp_path: Path) -> None:
+    """The command line forks (one thread there); the output does not depend on --jobs."""
+    outs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out-{jobs}"
+        done = run_cli("build", "--now", "2026-11-28T12:00:00+00:00", "--out", str(out),
+                       "--jobs", jobs, cwd=example_project)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outs[jobs] = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert outs["1"] == outs["2"] and len(outs["1"]) > 10
+    refused = run_cli("build", "--jobs", "0", cwd=example_project)
+    assert refused.returncode == 2 and "--jobs" in refused.stderr
+
+
 def test_cli_version_and_help() -> None:
     done = run_cli("--version", cwd=Path.cwd())
     assert done.stdout.strip() == f"announcer, version {__version__}"

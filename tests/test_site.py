@@ -408,23 +408,26 @@ def test_pages_are_byte_identical_for_the_same_input(site_project: Path, tmp_pat
         assert (tmp_path / "1" / relative).read_bytes() == (tmp_path / "2" / relative).read_bytes()
 
 
+SAME_INSTANT = {
+    "series/to/series.yaml": "title: Toronto talks\ntimezone: America/Toronto\n",
+    "series/pa/series.yaml": "title: Paris talks\ntimezone: Europe/Paris\n",
+    "series/lo/series.yaml": "title: London talks\ntimezone: Europe/London\n",
+    "series/to/events/noon.yaml": "title: Noon\nstart: 2026-12-04 12:00\nend: 2026-12-04 13:00\n",
+    "series/pa/events/six.yaml": "title: Six\nstart: 2026-12-04 18:00\nend: 2026-12-04 19:00\n",
+    "series/lo/events/five.yaml": "title: Five\nstart: 2026-12-04 17:00\nend: 2026-12-04 18:00\n",
+}  # three events at one instant, in three zones
+
+
 def test_a_time_reads_in_its_own_zone_whatever_was_rendered_before(
     make_project: MakeProject, tmp_path: Path
 ) -> None:
     """Noon in Toronto is 18:00 in Paris: equal instants, and each page says its own time."""
-    root = make_project(
-        {
-            "series/to/series.yaml": "title: Toronto talks\ntimezone: America/Toronto\n",
-            "series/pa/series.yaml": "title: Paris talks\ntimezone: Europe/Paris\n",
-            "series/lo/series.yaml": "title: London talks\ntimezone: Europe/London\n",
-            "series/to/events/noon.yaml": "title: Noon\nstart: 2026-12-04 12:00\nend: 2026-12-04 13:00\n",
-            "series/pa/events/six.yaml": "title: Six\nstart: 2026-12-04 18:00\nend: 2026-12-04 19:00\n",
-            "series/lo/events/five.yaml": "title: Five\nstart: 2026-12-04 17:00\nend: 2026-12-04 18:00\n",
-        }
-    )
+    root = make_project(SAME_INSTANT)
     out = tmp_path / "out"
     build_into(root, out, NOW)
-    shown = {page: _time_shown(out / page / "index.html") for page in ("to/noon", "pa/six", "lo/five")}
+    shown = {
+        page: _time_shown(out / page / "index.html") for page in ("to/noon", "pa/six", "lo/five")
+    }
     assert shown == {
         "to/noon": "Friday, December 4, 2026, 12:00 – 13:00 EST",
         "pa/six": "Friday, December 4, 2026, 18:00 – 19:00 CET",

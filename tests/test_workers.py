@@ -23,6 +23,7 @@ from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, selec
 from announcer.errors import AnnouncerError
 from tests.conftest import NOW, MakeProject
 from tests.test_incremental import contents
+from tests.test_site import SAME_INSTANT
 
 T = TypeVar("T")
 
@@ -56,15 +57,7 @@ def forking() -> None:
 
 def zones_tree(make_project: MakeProject) -> Path:
     """Events at the same instant in three zones, and enough events for several chunks."""
-    files = {
-        "announcer.yaml": "base_url: https://example.org/\n",
-        "series/to/series.yaml": "title: Toronto talks\ntimezone: America/Toronto\n",
-        "series/pa/series.yaml": "title: Paris talks\ntimezone: Europe/Paris\n",
-        "series/lo/series.yaml": "title: London talks\ntimezone: Europe/London\n",
-        "series/to/events/noon.yaml": "title: Noon\nstart: 2026-12-04 12:00\nend: 2026-12-04 13:00\n",
-        "series/pa/events/six.yaml": "title: Six\nstart: 2026-12-04 18:00\nend: 2026-12-04 19:00\n",
-        "series/lo/events/five.yaml": "title: Five\nstart: 2026-12-04 17:00\nend: 2026-12-04 18:00\n",
-    }
+    files = {"announcer.yaml": "base_url: https://example.org/\n", **SAME_INSTANT}
     for day in range(1, 29):
         files[f"series/to/events/day-{day}.yaml"] = (
             f"title: Day {day}\nstart: 2027-02-{day:02d} 12:00\ntags: [t{day % 3}]\n"

@@ -255,7 +255,8 @@ def _still_valid(
 
 def _intact(state: BuildState, target: Path) -> bool:
     """Whether every file the last build wrote is still as it left it."""
-    return all(stat_of(target / path) == stat for path, (_, stat) in state.outputs.items())
+    folder = str(target)
+    return all(stat_of(f"{folder}/{path}") == stat for path, (_, stat) in state.outputs.items())
 
 
 def _in_time(state: BuildState, now: datetime) -> bool:
