@@ -106,7 +106,7 @@ def build(
     options = _options(out, base_url, save_ledger, adapters)
     known_ledger = [Path(state.ledger)] if state.ledger else []
     current = buildstate.input_stats(project, [project / "announcer.yaml", *known_ledger])
-    if _untouched(state, options, project, clock, current):
+    if _untouched(state, options, clock, current):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
         return BuildResult(Path(state.target), report, project=project)
     state.events = buildstate.load_part(project, out, "events")
@@ -159,9 +159,7 @@ def _options(
     return digest(__version__, str(out), repr(base_url), str(save_ledger), *names)
 
 
-def _untouched(
-    state: BuildState, options: str, project: Path, now: datetime, current: dict[str, Stat]
-) -> bool:
+def _untouched(state: BuildState, options: str, now: datetime, current: dict[str, Stat]) -> bool:
     """No input file touched, same options, clock between the last build and its expiry.
 
     Then the output is what a build would write, and nothing is even parsed.
@@ -175,8 +173,7 @@ def _untouched(
     settled = buildstate.unchanged_since(state, current) | {state.ledger}  # the ledger is ours
     if not settled.issuperset(current):  # written as the last build began: may differ
         return False
-    target = Path(state.target)
-    return _intact(state, target)
+    return _intact(state, Path(state.target))
 
 
 def _remember(

@@ -64,7 +64,7 @@ class HtmlAdapter(OutputAdapter):
         yield pages.listing_file(urls.SITE_INDEX, pages.shown, pages.index)
         for series in context.site.series:
             own = by_series.get(series.slug, [])
-            page = partial(pages.series_page, series)
+            page = partial(pages.series_page, series, own)
             yield pages.listing_file(urls.series_page(series), own, page, series.slug)
             for event in series.events:
                 yield from pages.event_pages(event, series)
@@ -205,14 +205,14 @@ class _Pages:
             many_series=len(self.site.series) > 1,
         )
 
-    def series_page(self, series: Series) -> OutputFile:
+    def series_page(self, series: Series, events: list[Event]) -> OutputFile:
         return self.render(
             "site/series.html",
             urls.series_page(series),
             series.language,
             series,
             series=series,
-            listing=self.sections(listing.shown_groups(self.context)[0].get(series.slug, [])),
+            listing=self.sections(events),
         )
 
     def tag_page(self, tag: str, tagged: list[Event], calendar: bool) -> OutputFile:
