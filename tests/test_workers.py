@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -138,10 +137,24 @@ def test_an_error_in_a_worker_fails_the_build_and_keeps_the_output(
 
 
 PARENT = [0]
+MEETING: list[Any] = []  # a barrier every process passes on its first chunk
+
+
+def meet(processes: int) -> None:
+    """Set up, before the fork, a barrier that makes every process take a chunk."""
+    PARENT[0] = os.getpid()
+    MEETING[:] = [multiprocessing.get_context("fork").Barrier(processes), os.getpid()]
+
+
+def first_chunk_waits() -> None:
+    barrier, owner = MEETING
+    if owner != -1:  # each process meets once: its copy of MEETING forgets the barrier
+        MEETING[1] = -1
+        barrier.wait(timeout=60)
 
 
 def _dies_in_a_child(chunk: range) -> list[int]:
-    time.sleep(0.01)
+    first_chunk_waits()
     if os.getpid() != PARENT[0]:
         os._exit(3)
     return list(chunk)
@@ -149,7 +162,7 @@ def _dies_in_a_child(chunk: range) -> list[int]:
 
 def run_dying() -> str:
     forking()
-    PARENT[0] = os.getpid()
+    meet(2)
     try:
         workers.run(_dies_in_a_child, 20, jobs=2, chunk=2, explicit=True)
     except AnnouncerError as exc:
@@ -162,12 +175,13 @@ def test_a_worker_that_dies_fails_the_build_with_a_clear_error() -> None:
 
 
 def _pid_squares(chunk: range) -> list[tuple[int, int]]:
-    time.sleep(0.01)  # long enough for every process to take a share
+    first_chunk_waits()
     return [(i * i, os.getpid()) for i in chunk]
 
 
 def run_squares() -> tuple[list[int], set[int], int]:
     forking()
+    meet(3)
     found = workers.run(_pid_squares, 200, jobs=3, explicit=True)
     return [square for square, _ in found], {pid for _, pid in found}, os.getpid()
 
@@ -179,7 +193,7 @@ def test_results_come_back_in_order_from_every_process() -> None:
 
 
 def _key_error(chunk: range) -> list[int]:
-    time.sleep(0.01)
+    first_chunk_waits()
     if os.getpid() != PARENT[0]:
         raise KeyError("missing")
     return list(chunk)
@@ -187,7 +201,7 @@ def _key_error(chunk: range) -> list[int]:
 
 def run_buggy() -> list[str]:
     forking()
-    PARENT[0] = os.getpid()
+    meet(2)
     try:
         workers.run(_key_error, 10, jobs=2, explicit=True)
     except KeyError as exc:
@@ -200,6 +214,10 @@ def test_a_bug_in_a_worker_keeps_its_type_and_says_where_it_happened() -> None:
     assert any("in a build worker" in note and "_key_error" in note for note in notes)
 
 
+def _pids(chunk: range) -> list[int]:
+    return [os.getpid() for _ in chunk]
+
+
 def test_with_another_thread_running_the_work_stays_in_this_process() -> None:
     """The test session has threads (or not): either way, never fork where it is unsafe."""
     import threading
@@ -208,8 +226,8 @@ def test_with_another_thread_running_the_work_stays_in_this_process() -> None:
     thread = threading.Thread(target=stop.wait, daemon=True)
     thread.start()
     try:
-        found = workers.run(_pid_squares, 100, jobs=2, explicit=True)
+        found = workers.run(_pids, 100, jobs=2, explicit=True)
     finally:
         stop.set()
         thread.join()
-    assert {pid for _, pid in found} == {os.getpid()}
+    assert set(found) == {os.getpid()}
