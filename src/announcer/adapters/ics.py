@@ -123,16 +123,17 @@ class _Writer:
         """A calendar assembled only when the build gets to it, and not at all when its
         VEVENTs and settings are the last build's."""
         events = list(events)
+        spans = _zone_spans(events, self.years)
         key = digest(
             "calendar",
             path,
             name,
             description,
-            repr(_zone_spans(events, self.years)),
+            repr(spans),
             self.context.settings_key(series.slug if series else None),
             "\x1f".join(map(self._key, events)),
         )
-        self._warn_if_large(path, name, description, events, series)
+        self._warn_if_large(path, self._parts(name, description, events, series, spans))
         make = partial(self._calendar_data, path, name, description, events, series)
         return LazyFile(path, make, key)
 
@@ -150,8 +151,10 @@ class _Writer:
         series: Series | None = None,
         method: str = "PUBLISH",
     ) -> OutputFile:
+        events = list(events)
+        spans = _zone_spans(events, self.years)
         return OutputFile(
-            path, b"".join(self._parts(name, description, list(events), series, method))
+            path, b"".join(self._parts(name, description, events, series, spans, method))
         )
 
     def _parts(
@@ -160,22 +163,18 @@ class _Writer:
         description: str,
         events: list[Event],
         series: Series | None,
+        spans: list[tuple[str, tuple[int, int]]],
         method: str = "PUBLISH",
     ) -> list[bytes]:
         parts = [self._header(name, description, series, method)]
-        parts.extend(
-            self._zone(tzid, first, last)
-            for tzid, (first, last) in _zone_spans(events, self.years)
-        )
+        parts.extend(self._zone(tzid, first, last) for tzid, (first, last) in spans)
         parts.extend(self.vevents(event) for event in events)
         parts.append(_END)
         return parts
 
-    def _warn_if_large(
-        self, path: str, name: str, description: str, events: list[Event], series: Series | None
-    ) -> None:
+    def _warn_if_large(self, path: str, parts: list[bytes]) -> None:
         """Said at every build, whether or not the calendar is written again."""
-        size = sum(map(len, self._parts(name, description, events, series)))
+        size = sum(map(len, parts))
         if size > self.site.calendar.size_warning:
             self.context.warnings.append(
                 f"{path} is {size:,} bytes: Google Calendar stops refreshing subscribed "
