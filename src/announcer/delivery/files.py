@@ -164,12 +164,15 @@ def _same(current: Path, data: bytes) -> bool:
 
 
 def _stale(out: Path, keep: set[str]) -> Iterable[str]:
+    """Files in ``out`` no output asked for (paths cut by hand: a site has ten thousand
+    folders, and ``os.path.relpath`` on each cost more than listing them)."""
     if not out.is_dir():
         return
-    for folder, _, names in os.walk(out):
-        prefix = os.path.relpath(folder, out).replace(os.sep, "/")
+    root = str(out)
+    for folder, _, names in os.walk(root):
+        prefix = folder[len(root) + 1 :].replace(os.sep, "/")
         for name in names:
-            relative = name if prefix == "." else f"{prefix}/{name}"
+            relative = f"{prefix}/{name}" if prefix else name
             if relative not in keep:
                 yield relative
 

@@ -6,6 +6,7 @@ one ValidationFailed listing every problem in every file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -126,15 +127,18 @@ class _Walk:
             series.slug, series.timezone, series.default_duration, series.default_location
         )
         defaults_key = digest(repr(defaults))
+        events = folder / "events"
+        shown_events = display_path(events, root)
         files = [
-            self.read(f, defaults, defaults_key) for f in _event_files(folder, root, problems)
+            self.read(events / name, f"{shown_events}/{name}", defaults, defaults_key)
+            for name in _event_files(events, shown_events, problems)
         ]
         return series, files
 
-    def read(self, file: Path, series: SeriesDefaults, defaults_key: str) -> _EventFile:
+    def read(self, file: Path, shown: str, series: SeriesDefaults, defaults_key: str) -> _EventFile:
         """The file's bytes and key (bytes, then series defaults); the cached event when the
         key is the last build's, or when the file is unchanged and so are the defaults."""
-        found = _EventFile(display_path(file, self.root), file.stem, series)
+        found = _EventFile(shown, file.stem, series)
         if not check_slug(Reader(found.shown, found.problems), None, file.stem, "event id"):
             return found
         known = self.known.get(found.shown)
@@ -198,27 +202,30 @@ def _folders(parent: Path) -> list[Path]:
     return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _event_files(folder: Path, root: Path, problems: list[Diagnostic]) -> list[Path]:
-    events_dir = folder / "events"
-    if not events_dir.is_dir():
+def _event_files(events: Path, shown: str, problems: list[Diagnostic]) -> list[str]:
+    """The names of the event files in ``events`` (scanned, not stat'ed one by one: a
+    series may hold thousands); anything else there is reported."""
+    if not events.is_dir():
         return []
-    files = []
-    for file in sorted(events_dir.iterdir()):
-        if file.name.startswith("."):
+    names = []
+    with os.scandir(events) as entries:
+        found = sorted((entry.name, entry.is_file()) for entry in entries)
+    for name, is_file in found:
+        if name.startswith("."):
             continue
-        if file.suffix == ".yaml" and file.is_file():
-            files.append(file)
+        if name.endswith(".yaml") and is_file:
+            names.append(name)
         else:
             problems.append(
                 Diagnostic(
-                    display_path(file, root),
+                    f"{shown}/{name}",
                     0,
                     0,
                     "is not an event file (only <event-id>.yaml is read here)",
                     "rename it to end in .yaml, or move it out of events/",
                 )
             )
-    return files
+    return names
 
 
 def _key_line(root: yaml.Node, key: str) -> int:
