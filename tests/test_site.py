@@ -439,3 +439,18 @@ def _time_shown(page: Path) -> str:
     found = re.search(r'<dd><time datetime="[^"]+">([^<]+)</time>', page.read_text())
     assert found, page
     return " ".join(found[1].split())
+
+
+def test_meta_summary_cuts_as_jinja_truncate_did() -> None:
+    """The page's description filter replaced split|join|truncate(200): same text."""
+    import jinja2
+    from markupsafe import Markup
+
+    chain = jinja2.Environment(autoescape=True).from_string(
+        '{{ text.split()|join(" ")|truncate(200) }}'
+    )
+    words = "Co-production *of* public services by\n\nnon-profits in [Ontario](https://x.org) "
+    for size in (0, 1, *range(190, 240), 2000):  # plain lengths 180-225 among them
+        source = (words * 40)[:size]
+        plain = markup.to_text(source)
+        assert markup.summary(source, 200) == Markup(chain.render(text=plain)).unescape()

@@ -60,6 +60,7 @@ def _environment(project: Path, series: str | None, overrides: str) -> jinja2.En
     )
     env.filters["markdown"] = lambda text: markup_safe(markup.to_html(text or ""))
     env.filters["plaintext"] = lambda text: markup.to_text(text or "")
+    env.filters["summary"] = lambda text, length=200: markup.summary(text or "", length)
     env.globals["when"] = when
     env.globals["labels"] = labels
     return env
