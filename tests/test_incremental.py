@@ -283,6 +283,25 @@ def test_files_unchanged_since_the_last_build_are_not_even_read(
     assert "Deux" in (out / "a/two/index.html").read_text()
 
 
+def test_the_project_path_as_spelled_does_not_matter(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-C project` after `-C /abs/project` is the same project: no event file is read."""
+    root, out = settle(tree(make_project)), tmp_path / "out"
+    pipeline.build(root.resolve(), out, now=NOW)
+    read: list[str] = []
+    real = project_loader.read_bytes
+
+    def counting(file: Path, shown: str) -> bytes | object:
+        read.append(shown)
+        return real(file, shown)
+
+    monkeypatch.setattr(project_loader, "read_bytes", counting)
+    monkeypatch.chdir(root.parent)
+    result = pipeline.build(Path(root.name), out, now=NOW)
+    assert read == [] and result.report.written == []
+
+
 @pytest.mark.parametrize(
     "written",
     [

@@ -101,6 +101,7 @@ def build(
     never records a change that was not published. ``jobs`` is how many
     processes render (default: one per core); the output does not depend on it.
     """
+    project = project.resolve()  # the record of input files must not depend on the spelling
     clock, started = now or ledgers.utc_now(), time.time_ns()
     state = buildstate.load(project, out)
     options = _options(out, base_url, save_ledger, adapters)
