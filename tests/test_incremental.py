@@ -263,11 +263,8 @@ def test_a_change_makes_only_the_files_that_hold_the_event(
     assert any(w.startswith("b/calendar.ics is ") for w in result.warnings)  # kept, still said
 
 
-def test_files_unchanged_since_the_last_build_are_not_even_read(
-    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    root, out = settle(two_series(make_project)), tmp_path / "out"
-    pipeline.build(root, out, now=NOW)
+def event_files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The event files the loader reads from now on, as shown to the user, in order."""
     read: list[str] = []
     real = project_loader.read_bytes
 
@@ -276,6 +273,15 @@ def test_files_unchanged_since_the_last_build_are_not_even_read(
         return real(file, shown)
 
     monkeypatch.setattr(project_loader, "read_bytes", counting)
+    return read
+
+
+def test_files_unchanged_since_the_last_build_are_not_even_read(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, out = settle(two_series(make_project)), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    read = event_files_read(monkeypatch)
     talk = root / "series/a/events/two.yaml"
     talk.write_text(talk.read_text().replace("Two", "Deux"))
     pipeline.build(root, out, now=NOW)
@@ -289,14 +295,7 @@ def test_the_project_path_as_spelled_does_not_matter(
     """`-C project` after `-C /abs/project` is the same project: no event file is read."""
     root, out = settle(tree(make_project)), tmp_path / "out"
     pipeline.build(root.resolve(), out, now=NOW)
-    read: list[str] = []
-    real = project_loader.read_bytes
-
-    def counting(file: Path, shown: str) -> bytes | object:
-        read.append(shown)
-        return real(file, shown)
-
-    monkeypatch.setattr(project_loader, "read_bytes", counting)
+    read = event_files_read(monkeypatch)
     monkeypatch.chdir(root.parent)
     result = pipeline.build(Path(root.name), out, now=NOW)
     assert read == [] and result.report.written == []
