@@ -157,20 +157,19 @@ class _Writer:
     def feeds(self, spec: FeedSpec, events: Sequence[Event]) -> Iterator[LazyFile]:
         """The Atom and the RSS feed of ``events``, each assembled when the build gets to it,
         and not at all when its entries and settings are the last build's."""
-        chosen = self._newest(events)
-        updated = max(
-            (self.context.ledger.revision(e).modified for e in chosen), default=self._fallback()
-        )
-        entries = "\x1f".join(map(self._fragment_key, chosen))
+        # The entry keys hold what orders and dates the feed (when each event was first
+        # seen and last changed) and the site settings hold the limit, so neither the
+        # order nor the feed's date is worked out unless the feed is made.
+        entries = "\x1f".join(map(self._fragment_key, events))
+        empty = "" if events else repr(self._fallback())
         settings = self.context.settings_key(None)
         for kind, path in (("atom", spec.atom), ("rss", spec.rss)):
-            key = digest("feed", kind, path, repr(spec), repr(updated), settings, entries)
-            yield LazyFile(path, partial(self.feed, spec, chosen, updated, kind, path), key)
+            key = digest("feed", kind, path, repr(spec), empty, settings, entries)
+            yield LazyFile(path, partial(self.feed, spec, events, kind, path), key)
 
-    def feed(
-        self, spec: FeedSpec, chosen: Sequence[Event], updated: datetime, kind: str, path: str
-    ) -> bytes:
-        generator = self._generator(spec, kind, path, updated.astimezone(UTC))
+    def feed(self, spec: FeedSpec, events: Sequence[Event], kind: str, path: str) -> bytes:
+        chosen = self._newest(events)
+        generator = self._generator(spec, kind, path, self._updated(chosen).astimezone(UTC))
         shell: bytes = (
             generator.atom_str(pretty=True) if kind == "atom" else generator.rss_str(pretty=True)
         )
@@ -188,6 +187,12 @@ class _Writer:
         ordered = sorted(events, key=order, reverse=True)
         limit = self.site.feeds.limit
         return ordered if limit is None else ordered[:limit]
+
+    def _updated(self, chosen: Sequence[Event]) -> datetime:
+        """The feed's date: its newest change."""
+        if not chosen:
+            return self._fallback()
+        return max(self.context.ledger.revision(e).modified for e in chosen)
 
     def _fallback(self) -> datetime:
         """An empty feed's date: the site's last change, never the clock."""
