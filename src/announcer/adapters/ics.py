@@ -121,18 +121,21 @@ class _Writer:
         series: Series | None = None,
     ) -> LazyFile:
         """A calendar assembled only when the build gets to it, and not at all when its
-        VEVENTs and settings are the last build's."""
+        VEVENTs and settings are the last build's.
+
+        A VEVENT's key covers the event's times and zone, so the key need not hold
+        the VTIMEZONEs they call for.
+        """
         events = list(events)
-        spans = _zone_spans(events, self.years)
         key = digest(
             "calendar",
             path,
             name,
             description,
-            repr(spans),
             self.context.settings_key(series.slug if series else None),
             "\x1f".join(map(self._key, events)),
         )
+        spans = _zone_spans(events, self.years)
         self._warn_if_large(path, self._parts(name, description, events, series, spans))
         make = partial(self._calendar_data, path, name, description, events, series)
         return LazyFile(path, make, key)
@@ -209,8 +212,7 @@ class _Writer:
     def event_file(self, event: Event, series: Series) -> LazyFile:
         """``event.ics``: rendered only when the event or what it shows changed."""
         path = urls.event_ics(event)
-        spans = _zone_spans([event], self.years)
-        key = digest(path, self._key(event), repr(spans), repr(self.site.calendar.refresh))
+        key = f"{path}\x1f{self._key(event)}"  # the VEVENT's key holds all the file shows
         return LazyFile(
             path, lambda: self.calendar(path, event.title, "", [event], series).data, key
         )
