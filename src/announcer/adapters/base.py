@@ -123,6 +123,9 @@ class BuildContext:
     warnings: list[str] = field(default_factory=list)
     fragments: Fragments = field(default_factory=Fragments)
     inputs_key: str = ""  # a digest of every input, for outputs that may show anything
+    # Asked for tens of thousands of times per build: dictionaries of their own.
+    _identities: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _settings: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
 
     # What a build worker hands back (see announcer.workers.Side).
     def start(self) -> None:
@@ -144,25 +147,26 @@ class BuildContext:
         the file it was read from with which occurrence it is, or else of the event itself."""
         if event is None:
             return ""
-        slot = f"event:{event.key}"
-        if slot not in self.cache:
+        found = self._identities.get(event.key)
+        if found is None:
             if event.origin:
-                self.cache[slot] = f"{event.origin}:{event.id}:{event.recurrence_id}"
+                found = f"{event.origin}:{event.id}:{event.recurrence_id}"
             else:
-                self.cache[slot] = digest(repr(event))
-        return str(self.cache[slot])
+                found = digest(repr(event))
+            self._identities[event.key] = found
+        return found
 
     def settings_key(self, series: str | None = None) -> str:
         """A digest of the site's settings and, with ``series``, that series' own (not its
         events) and its template overrides: what any output of that series may show."""
-        slot = f"settings:{series}"
-        if slot not in self.cache:
+        found = self._settings.get(series)
+        if found is None:
             parts = [repr(replace(self.site, series=())), self.overrides(series)]
             if series is not None:
-                found = self.site.series_by_slug(series)
-                parts.append(repr(replace(found, events=(), mailing_list=None)))
-            self.cache[slot] = digest(*parts)
-        return str(self.cache[slot])
+                chosen = self.site.series_by_slug(series)
+                parts.append(repr(replace(chosen, events=(), mailing_list=None)))
+            found = self._settings[series] = digest(*parts)
+        return found
 
     def environment(self, series: str | None) -> jinja2.Environment:
         """The Jinja2 environment for ``series`` (or the site), with its overrides."""
