@@ -1,6 +1,6 @@
 """``python -m announcer`` is the ``announcer`` command."""
 
-from announcer.cli import main
+from announcer.cli import run
 
 if __name__ == "__main__":
-    main(prog_name="announcer")
+    run()

@@ -7,6 +7,8 @@ maps it to words and exit codes (0 fine, 1 the input or settings need fixing,
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -256,3 +258,24 @@ main.add_command(_workflow.schema)
 main.add_command(_workflow.diff)
 main.add_command(_workflow.serve)
 main.add_command(_workflow.import_ics)
+
+
+def run() -> None:
+    """The ``announcer`` command: :func:`main`, then an exit that leaves the heap as it is.
+
+    By the time a command returns, everything it wrote is closed and the ledger
+    synced; freeing a build's model object by object on the way out cost a third
+    of a second at 10,000 events. Tests call :func:`main` and never get here.
+    """
+    try:
+        main(prog_name="announcer")
+        code: object = 0
+    except SystemExit as stop:
+        code = stop.code
+    if not (code is None or isinstance(code, int)):
+        print(code, file=sys.stderr)  # what the interpreter does with a message
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code or 0)
