@@ -75,17 +75,28 @@ class HtmlAdapter(OutputAdapter):
             yield pages.listing_file(urls.tag_page(tag), tagged, make, tag, calendar)
 
 
-class _OnFirstCall:
-    """A function made when first called: event pages list nothing and never need ``item``."""
+class _Items:
+    """``item`` and ``items`` of a page, made when first called: event pages list nothing."""
 
-    def __init__(self, make: Callable[[], Callable[..., Markup]]) -> None:
+    def __init__(self, make: Callable[[], Callable[[Card, bool, bool], str]]) -> None:
         self.make = make
-        self.made: Callable[..., Markup] | None = None
+        self.made: Callable[[Card, bool, bool], str] | None = None
 
-    def __call__(self, *args: object, **kwargs: object) -> Markup:
+    def _maker(self) -> Callable[[Card, bool, bool], str]:
         if self.made is None:
             self.made = self.make()
-        return self.made(*args, **kwargs)
+        return self.made
+
+    def one(self, card: Card, show_series: bool = False, dates_only: bool = False) -> Markup:
+        return Markup(self._maker()(card, show_series, dates_only))
+
+    def many(
+        self, cards: Iterable[Card], show_series: bool = False, dates_only: bool = False
+    ) -> Markup:
+        """Every card's item, joined here rather than by a template loop: a listing holds
+        up to the whole site, and the loop cost more than the items, kept from the last build."""
+        made = self._maker()
+        return Markup("".join([made(card, show_series, dates_only) for card in cards]))
 
 
 class _Pages:
@@ -130,13 +141,14 @@ class _Pages:
             "webcal": urls.webcal,
             "urls": urls,
         }
-        shared["item"] = _OnFirstCall(partial(self._items, env, shared, scope))
+        items = _Items(partial(self._items, env, shared, scope))
+        shared["item"], shared["items"] = items.one, items.many
         html = env.get_template(template).render(**shared, **values)
         return OutputFile(path, html.encode("utf-8"))
 
     def _items(
         self, env: jinja2.Environment, shared: dict[str, object], scope: Series | None
-    ) -> Callable[..., Markup]:
+    ) -> Callable[[Card, bool, bool], str]:
         """The ``item`` a listing calls per event: each item's HTML is kept between builds.
 
         A listing of ten thousand events is mostly items that did not change; the key
@@ -147,7 +159,7 @@ class _Pages:
         path, language = str(shared["page"]), str(shared["lang"])
         settings = self.context.settings_key(scope.slug if scope else None)
 
-        def item(card: Card, show_series: bool = False, dates_only: bool = False) -> Markup:
+        def item(card: Card, show_series: bool, dates_only: bool) -> str:
             # Joined, not hashed: tens of thousands per build, and each part is a digest
             # already or short text without the separator.
             key = "\x1f".join(
@@ -164,7 +176,7 @@ class _Pages:
             made = self.context.fragments.get(
                 key, lambda: str(macro(card, show_series, dates_only)).encode()
             )
-            return Markup(made.decode())
+            return made.decode()
 
         return item
 
