@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -172,13 +173,16 @@ def _revision(raw: dict[str, Any]) -> Revision:
     )
 
 
+@lru_cache(maxsize=4096)
 def _time(text: str) -> datetime:
+    """Cached: the events a build first saw share that build's instant."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError(f"{text} has no timezone")
     return moment.astimezone(UTC)
 
 
+@lru_cache(maxsize=4096)
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
