@@ -327,3 +327,44 @@ def test_a_file_changed_as_the_last_build_began_is_read_again(
     assert (talk.stat().st_size, talk.stat().st_ino) == (stat.st_size, stat.st_ino)
     pipeline.build(root, out, now=NOW)
     assert "Owt" in (out / "a/two/index.html").read_text()
+
+
+def shares(cache: Path) -> dict[str, tuple[int, int]]:
+    """Each series' file of parsed events in the build cache: (inode, mtime)."""
+    found = {}
+    for file in cache.glob("*.events-*"):
+        stat = file.stat()
+        found[file.suffix.removeprefix(".events-")] = (stat.st_ino, stat.st_mtime_ns)
+    return found
+
+
+def test_a_change_stores_again_only_the_parsed_events_of_its_series(
+    make_project: MakeProject, tmp_path: Path, build_cache: Path
+) -> None:
+    root, out = settle(two_series(make_project)), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    before = shares(build_cache)
+    talk = root / "series/a/events/two.yaml"
+    talk.write_text(talk.read_text().replace("Two", "Deux"))
+    pipeline.build(root, out, now=NOW)
+    after = shares(build_cache)
+    assert set(before) == set(after) == {"a", "b"}
+    assert after["a"] != before["a"] and after["b"] == before["b"]
+
+
+def test_a_lost_share_of_parsed_events_is_stored_again(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build_cache: Path
+) -> None:
+    root, out = settle(two_series(make_project)), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    next(build_cache.glob("*.events-b")).unlink()
+    talk = root / "series/a/events/two.yaml"
+    talk.write_text(talk.read_text().replace("Two", "Deux"))
+    read = event_files_read(monkeypatch)
+    pipeline.build(root, out, now=NOW)
+    assert sorted(read) == ["series/a/events/two.yaml", "series/b/events/three.yaml"]
+    assert set(shares(build_cache)) == {"a", "b"}
+    read.clear()
+    talk.write_text(talk.read_text().replace("Deux", "Zwei"))
+    pipeline.build(root, out, now=NOW)
+    assert read == ["series/a/events/two.yaml"]

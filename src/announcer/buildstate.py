@@ -23,12 +23,11 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from announcer import __version__
 from announcer.model import Event
 
-FORMAT = 2
+FORMAT = 3
 PARTS = ("events", "fragments")
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 RACY_COARSE_NS = 2_000_000_000  # files changed this close to a build's start are read again
@@ -51,6 +50,7 @@ class BuildState:
     incremental: bool = False  # every adapter declared itself incremental
     fragments: dict[str, bytes] = field(default_factory=dict)
     events: dict[str, tuple[str, Event]] = field(default_factory=dict)
+    event_shares: dict[str, str] = field(default_factory=dict)  # series -> digest, as saved
 
 
 def cache_dir() -> Path:
@@ -73,16 +73,31 @@ def load(project: Path, out: Path | None) -> BuildState:
     """The last build's small record, or an empty one when there is none or it is unusable.
 
     The parsed events and the fragments, by far the largest parts, stay on disk
-    until a build that must load or render asks for them (:func:`load_part`).
+    until a build that must load or render asks for them (:func:`load_events`,
+    :func:`load_fragments`).
     """
     state = _read(state_path(project, out))
     return state if isinstance(state, BuildState) else BuildState()
 
 
-def load_part(project: Path, out: Path | None, part: str) -> dict[str, Any]:
-    """``"events"`` or ``"fragments"`` of the last build; empty when missing or unusable."""
-    found = _read(state_path(project, out).with_suffix(f".{part}"))
+def load_fragments(project: Path, out: Path | None) -> dict[str, bytes]:
+    """The last build's fragments; empty when missing or unusable."""
+    found = _read(state_path(project, out).with_suffix(".fragments"))
     return found if isinstance(found, dict) else {}
+
+
+def load_events(state: BuildState, project: Path, out: Path | None) -> dict[str, tuple[str, Event]]:
+    """The last build's parsed events, kept in one file per series. A share that cannot be
+    read is forgotten, so this build writes it again."""
+    path = state_path(project, out)
+    found: dict[str, tuple[str, Event]] = {}
+    for series in list(state.event_shares):
+        share = _read(_share_path(path, series))
+        if isinstance(share, dict):
+            found.update(share)
+        else:
+            del state.event_shares[series]
+    return found
 
 
 def save(
@@ -94,12 +109,41 @@ def save(
     for part in PARTS:
         setattr(state, part, {})
     try:
-        for part in parts:
-            _write(path.with_suffix(f".{part}"), held[part])
+        if "fragments" in parts:
+            _write(path.with_suffix(".fragments"), held["fragments"])
+        if "events" in parts:
+            state.event_shares = _save_events(path, held["events"], state.event_shares)
         _write(path, state)
     finally:
         for part, value in held.items():
             setattr(state, part, value)
+
+
+def _save_events(
+    path: Path, events: dict[str, tuple[str, Event]], saved: dict[str, str]
+) -> dict[str, str]:
+    """Each series' parsed events in a file of its own, written only when one of them
+    changed: pickling all 10,000 events again cost 0.2 s of a one-change rebuild."""
+    shares: dict[str, dict[str, tuple[str, Event]]] = {}
+    for shown, entry in events.items():
+        shares.setdefault(_series_of(shown), {})[shown] = entry
+    kept: dict[str, str] = {}
+    for series, share in sorted(shares.items()):
+        key = digest(*(f"{shown}\0{entry[0]}" for shown, entry in sorted(share.items())))
+        if saved.get(series) == key or _write(_share_path(path, series), share):
+            kept[series] = key
+    for series in set(saved) - set(kept):
+        _share_path(path, series).unlink(missing_ok=True)
+    return kept
+
+
+def _series_of(shown: str) -> str:
+    """``series/<slug>/events/<file>`` -> ``<slug>``."""
+    return shown.rsplit("/", 3)[-3]
+
+
+def _share_path(path: Path, series: str) -> Path:
+    return path.with_suffix(f".events-{series}")
 
 
 def input_stats(project: Path, extra: list[Path]) -> dict[str, Stat]:
@@ -150,7 +194,8 @@ def _read(path: Path) -> object:
     return stored[1]
 
 
-def _write(path: Path, value: object) -> None:
+def _write(path: Path, value: object) -> bool:
+    """Whether ``value`` was written; a read-only or full cache folder only costs speed."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -158,7 +203,8 @@ def _write(path: Path, value: object) -> None:
             pickle.dump((FORMAT, value), handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only or full cache folder only costs speed next time
+        return False
+    return True
 
 
 def stat_of(path: Path | str) -> Stat | None:

@@ -124,7 +124,7 @@ def _build(
     if _untouched(state, options, clock, current):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
         return BuildResult(Path(state.target), report, project=project)
-    state.events = buildstate.load_part(project, out, "events")
+    state.events = buildstate.load_events(state, project, out)
     unchanged, state.read_ns = buildstate.unchanged_since(state, current), started
     site = load_site(project, state.events, workers.jobs_for(jobs), unchanged)
     if base_url is not None:
@@ -144,7 +144,7 @@ def _build(
         ledger=ledger,
         project=project,
         now=clock,
-        fragments=Fragments(buildstate.load_part(project, out, "fragments")),
+        fragments=Fragments(buildstate.load_fragments(project, out)),
         inputs_key=signature,
     )
     report = _publish(context, chosen, target, state.outputs, jobs)
