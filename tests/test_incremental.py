@@ -18,6 +18,7 @@ import pytest
 
 from announcer import buildstate, pipeline
 from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, OutputFile, select
+from announcer.delivery import files as publishing
 from announcer.load import project as project_loader
 from tests.conftest import NOW, MakeProject
 
@@ -368,3 +369,52 @@ def test_a_lost_share_of_parsed_events_is_stored_again(
     talk.write_text(talk.read_text().replace("Deux", "Zwei"))
     pipeline.build(root, out, now=NOW)
     assert read == ["series/a/events/two.yaml"]
+
+
+def listed_folders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The output folders a build lists to find files no output asked for."""
+    listed: list[str] = []
+    real = publishing._listing
+
+    def listing(root: str, folder: str) -> tuple[list[str], list[str]]:
+        listed.append(folder)
+        return real(root, folder)
+
+    monkeypatch.setattr(publishing, "_listing", listing)
+    return listed
+
+
+def change_talk(root: Path, title: str) -> None:
+    talk = root / TALK
+    lines = talk.read_text().splitlines(keepends=True)
+    talk.write_text(
+        "".join(f"title: {title}\n" if line.startswith("title:") else line for line in lines)
+    )
+
+
+def test_files_put_into_the_output_by_hand_are_removed(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folders whose stat is as the last build left them are not listed, and a file
+    added by hand changes its folder's stat."""
+    root, out = tree(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    settle(out)  # as if built a while ago: the next build can trust the folders' stat
+    change_talk(root, "First")
+    pipeline.build(root, out, now=NOW)
+    (out / "s/other/notes.txt").write_text("mine")
+    # In the folder the last build wrote to, within the same tick of the clock: same mtime.
+    written = (out / "s/talk").stat()
+    (out / "s/talk/extra.txt").write_text("mine")
+    os.utime(out / "s/talk", ns=(written.st_atime_ns, written.st_mtime_ns))
+    (out / "s/stray").mkdir()
+    (out / "s/stray/page.html").write_text("mine")
+    listed = listed_folders(monkeypatch)
+    change_talk(root, "Second")
+    result = pipeline.build(root, out, now=NOW)
+    assert {"s/other/notes.txt", "s/stray/page.html", "s/talk/extra.txt"} <= set(
+        result.report.removed
+    )
+    assert not (out / "s/other/notes.txt").exists() and not (out / "s/stray").exists()
+    assert "tags/two" not in listed and "s/other" in listed  # untouched by the change
+    assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)

@@ -27,7 +27,7 @@ from pathlib import Path
 from announcer import __version__
 from announcer.model import Event
 
-FORMAT = 3
+FORMAT = 4
 PARTS = ("events", "fragments")
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 RACY_COARSE_NS = 2_000_000_000  # files changed this close to a build's start are read again
@@ -41,6 +41,7 @@ class BuildState:
     signature: str = ""
     valid_until: datetime | None = None
     outputs: dict[str, tuple[str | None, Stat]] = field(default_factory=dict)
+    folders: dict[str, Stat] = field(default_factory=dict)  # output folders, as it left them
     inputs: dict[str, Stat] = field(default_factory=dict)  # every input file, as last built
     read_ns: int = 0  # wall clock when that build began reading its inputs
     options: str = ""  # the build's parameters: output, base URL, adapters, version
@@ -166,8 +167,14 @@ def unchanged_since(state: BuildState, current: dict[str, Stat]) -> set[str]:
     return {
         path
         for path, stat in current.items()
-        if state.inputs.get(path) == stat and stat[1] < state.read_ns - _tick(stat[1])
+        if state.inputs.get(path) == stat and written_before(stat[1], state.read_ns)
     }
+
+
+def written_before(mtime_ns: int, moment_ns: int) -> bool:
+    """Whether a file with this mtime was last written clearly before ``moment_ns``, so a
+    change made after that moment must show as another mtime."""
+    return mtime_ns < moment_ns - _tick(mtime_ns)
 
 
 def _tick(mtime_ns: int) -> int:

@@ -147,12 +147,13 @@ def _build(
         fragments=Fragments(buildstate.load_fragments(project, out)),
         inputs_key=signature,
     )
-    report = _publish(context, chosen, target, state.outputs, jobs)
+    report = _publish(context, chosen, target, state, jobs)
     saved = save_ledger and ledgers.save(ledger, ledger_path)
     if saved:  # what the next build will read
         signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, True)
     state.signature, state.valid_until = signature, next_change(site, clock)
     state.outputs, state.fragments = report.recorded, context.fragments.used
+    state.folders = report.folders
     state.inputs = current
     parts = buildstate.PARTS if context.fragments.worth_keeping() else ("events",)
     _remember(state, project, out, options, clock, ledger_path, target, chosen, parts)
@@ -293,14 +294,14 @@ def _publish(
     context: BuildContext,
     adapters: list[OutputAdapter],
     target: Path,
-    previous: publishing.Recorded,
+    last: BuildState,
     jobs: int | None,
 ) -> WriteReport:
     """Prepare, render and publish, with the loaded model set aside from the collector."""
     share = _sharing(context, jobs)
     with _settled_heap():
         prepare(context, adapters, share)
-        return publish(render(context, adapters), target, previous, share)
+        return publish(render(context, adapters), target, last.outputs, share, last.folders)
 
 
 @contextmanager

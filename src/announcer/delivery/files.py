@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from announcer.adapters.base import LazyFile, OutputFile
-from announcer.buildstate import Stat, stat_of
+from announcer.buildstate import Stat, stat_of, written_before
 from announcer.errors import AnnouncerError
 
 Recorded = dict[str, tuple[str | None, Stat]]
+Folders = dict[str, Stat]
+"""Output folders ('' is the output itself) whose stat says they hold what a build left."""
 T = TypeVar("T")
 Share = Callable[[Callable[[range], list[Any]], int], list[Any]]
 """Runs a task over ``range(count)`` in chunks and returns the results in order."""
@@ -45,6 +48,7 @@ class WriteReport:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     recorded: Recorded = field(default_factory=dict)  # what the next build may trust
+    folders: Folders = field(default_factory=dict)  # the same, for folders
 
     @property
     def changed(self) -> bool:
@@ -56,8 +60,12 @@ def publish(
     out: Path,
     previous: Recorded | None = None,
     share: Share = in_order,
+    folders: Folders | None = None,
 ) -> WriteReport:
-    """Make ``out`` hold exactly ``files``; see the module docstring for the guarantees."""
+    """Make ``out`` hold exactly ``files``; see the module docstring for the guarantees.
+
+    ``previous`` and ``folders`` are the last build's ``recorded`` and ``folders``.
+    """
     out = out.resolve()
     stage = out.with_name(f".{out.name}.staging")
     if stage.exists():
@@ -65,8 +73,11 @@ def publish(
     report = WriteReport()
     try:
         _Stager(out, stage, previous or {}, report).run(files, share)
-        report.removed = sorted(_stale(out, set(report.written) | set(report.unchanged)))
+        keep = set(report.written) | set(report.unchanged)
+        stale, seen = _stale(out, keep, previous or {}, folders or {})
+        report.removed = sorted(stale)
         _commit(stage, out, report)
+        report.folders = _settled(out, seen, report)
     finally:
         if stage.exists():
             shutil.rmtree(stage)
@@ -163,18 +174,67 @@ def _same(current: Path, data: bytes) -> bool:
         return False
 
 
-def _stale(out: Path, keep: set[str]) -> Iterable[str]:
-    """Files in ``out`` no output asked for (paths cut by hand: a site has ten thousand
-    folders, and ``os.path.relpath`` on each cost more than listing them)."""
-    if not out.is_dir():
-        return
+def _stale(
+    out: Path, keep: set[str], previous: Recorded, known: Folders
+) -> tuple[list[str], Folders]:
+    """Files in ``out`` no output asked for, and the stat of every folder on the way.
+
+    A folder whose stat is as the last build left it holds what that build wrote
+    there and the folders it had, so only changed or unknown folders are listed:
+    listing ten thousand folders cost 0.2-0.9 s, a stat of each 0.05 s.
+    """
+    files_in: dict[str, list[str]] = {}
+    for relative in previous:
+        folder, _, name = relative.rpartition("/")
+        files_in.setdefault(folder, []).append(name)
+    folders_in: dict[str, list[str]] = {}
+    for folder in known:
+        if folder:
+            folders_in.setdefault(folder.rpartition("/")[0], []).append(folder)
+    root, stale, seen, todo = str(out), [], {}, [""]
+    while todo:
+        folder = todo.pop()
+        stat = stat_of(f"{root}/{folder}" if folder else root)
+        if stat is None:
+            continue
+        seen[folder] = stat
+        if known.get(folder) == stat:
+            names, children = files_in.get(folder, []), folders_in.get(folder, [])
+        else:
+            names, children = _listing(root, folder)
+        prefix = f"{folder}/" if folder else ""
+        stale += [prefix + name for name in names if prefix + name not in keep]
+        todo += children
+    return stale, seen
+
+
+def _listing(root: str, folder: str) -> tuple[list[str], list[str]]:
+    """The files and the folders (as output paths) in ``folder``."""
+    names, children = [], []
+    with os.scandir(f"{root}/{folder}" if folder else root) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                children.append(f"{folder}/{entry.name}" if folder else entry.name)
+            else:
+                names.append(entry.name)
+    return names, children
+
+
+def _settled(out: Path, seen: Folders, report: WriteReport) -> Folders:
+    """The folders' stat for the next build: those this build changed, taken again; any
+    changed too recently to tell a later change from this one, left out (listed next time)."""
+    touched = {""}
+    for relative in (*report.written, *report.removed):
+        parts = relative.split("/")[:-1]
+        touched.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    found = {folder: stat for folder, stat in seen.items() if folder not in touched}
     root = str(out)
-    for folder, _, names in os.walk(root):
-        prefix = folder[len(root) + 1 :].replace(os.sep, "/")
-        for name in names:
-            relative = f"{prefix}/{name}" if prefix else name
-            if relative not in keep:
-                yield relative
+    for folder in touched:
+        stat = stat_of(f"{root}/{folder}" if folder else root)
+        if stat is not None:
+            found[folder] = stat
+    now = time.time_ns()
+    return {folder: stat for folder, stat in found.items() if written_before(stat[1], now)}
 
 
 def _commit(stage: Path, out: Path, report: WriteReport) -> None:
