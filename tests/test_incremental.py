@@ -8,6 +8,8 @@ fresh cache: the two must be byte-identical.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -418,3 +420,23 @@ def test_files_put_into_the_output_by_hand_are_removed(
     assert not (out / "s/other/notes.txt").exists() and not (out / "s/stray").exists()
     assert "tags/two" not in listed and "s/other" in listed  # untouched by the change
     assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)
+
+
+def test_a_build_with_nothing_to_do_loads_neither_templates_nor_yaml(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """Its whole cost is starting up and looking at the files: importing Jinja2 and the YAML
+    parser was a fifth of it."""
+    root, out = settle(tree(make_project)), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    script = (
+        "import sys; from pathlib import Path; from datetime import datetime;"
+        "from announcer import pipeline;"
+        f"r = pipeline.build(Path({str(root)!r}), Path({str(out)!r}),"
+        f" now=datetime.fromisoformat({NOW.isoformat()!r}));"
+        "print(len(r.report.written), sorted(m for m in ('jinja2', 'yaml') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["0", "[]"]

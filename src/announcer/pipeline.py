@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -39,8 +39,7 @@ from announcer.buildstate import BuildState, Stat, digest, stat_of
 from announcer.delivery import files as publishing
 from announcer.delivery.files import WriteReport, publish
 from announcer.errors import ConfigError
-from announcer.load import load_site
-from announcer.model import Site
+from announcer.model import Event, Site
 from announcer.recurrence import last_finish
 
 if TYPE_CHECKING:
@@ -63,13 +62,26 @@ class BuildResult:
         """The model built from; a build that found nothing to do loads it only if asked."""
         if self.loaded is None:
             assert self.project is not None
-            self.loaded = load_site(self.project)
+            self.loaded = _load_site(self.project)
         return self.loaded
 
 
 def check(project: Path) -> Site:
     """Validate the project; raises ValidationFailed listing every problem."""
-    return load_site(project)
+    return _load_site(project)
+
+
+def _load_site(
+    project: Path,
+    cache: dict[str, tuple[str, Event]] | None = None,
+    jobs: int = 1,
+    unchanged: Collection[str] = (),
+) -> Site:
+    """:func:`announcer.load.load_site`, imported when first needed: a build that finds
+    nothing to do never loads the YAML parser and the validators."""
+    from announcer.load import load_site
+
+    return load_site(project, cache, jobs, unchanged)
 
 
 def output_dir(project: Path, site: Site, out: Path | None = None) -> Path:
@@ -126,7 +138,7 @@ def _build(
         return BuildResult(Path(state.target), report, project=project)
     state.events = buildstate.load_events(state, project, out)
     unchanged, state.read_ns = buildstate.unchanged_since(state, current), started
-    site = load_site(project, state.events, workers.jobs_for(jobs), unchanged)
+    site = _load_site(project, state.events, workers.jobs_for(jobs), unchanged)
     if base_url is not None:
         site = replace(site, base_url=base_url)
     target = output_dir(project, site, out)

@@ -21,15 +21,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import ClassVar
-
-import jinja2
+from typing import TYPE_CHECKING, ClassVar
 
 from announcer.buildstate import digest
 from announcer.errors import ConfigError
 from announcer.ledger import Ledger
 from announcer.model import Event, Site
-from announcer.templating import environment, overrides_key
+
+if TYPE_CHECKING:
+    import jinja2
 
 GROUP = "announcer.outputs"
 
@@ -126,6 +126,10 @@ class BuildContext:
     # Asked for tens of thousands of times per build: dictionaries of their own.
     _identities: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _settings: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
+    _overrides: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
+    _environments: dict[str | None, jinja2.Environment] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     # What a build worker hands back (see announcer.workers.Side).
     def start(self) -> None:
@@ -170,18 +174,22 @@ class BuildContext:
 
     def environment(self, series: str | None) -> jinja2.Environment:
         """The Jinja2 environment for ``series`` (or the site), with its overrides."""
-        slot = f"environment:{series}"
-        found = self.cache.get(slot)
-        if not isinstance(found, jinja2.Environment):
-            found = self.cache[slot] = environment(self.project, series, self.overrides(series))
+        found = self._environments.get(series)
+        if found is None:
+            from announcer.templating import environment  # Jinja2 loads only if a build renders
+
+            found = environment(self.project, series, self.overrides(series))
+            self._environments[series] = found
         return found
 
     def overrides(self, series: str | None) -> str:
         """The digest of the template overrides that apply to ``series``, once per build."""
-        slot = f"templates:{series}"
-        if slot not in self.cache:
-            self.cache[slot] = overrides_key(self.project, series)
-        return str(self.cache[slot])
+        found = self._overrides.get(series)
+        if found is None:
+            from announcer.templating import overrides_key
+
+            found = self._overrides[series] = overrides_key(self.project, series)
+        return found
 
 
 class OutputAdapter(ABC):
