@@ -48,6 +48,11 @@ def tree(make_project: MakeProject) -> Path:
     )
 
 
+def edit(file: Path, old: str, new: str) -> None:
+    """An organiser's edit to an input file."""
+    file.write_text(file.read_text().replace(old, new))
+
+
 def contents(out: Path) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
@@ -250,8 +255,7 @@ def test_a_change_makes_only_the_files_that_hold_the_event(
         real_data(self, path, record, key)
 
     monkeypatch.setattr(LazyFile, "__init__", recording)
-    talk = root / "series/a/events/one.yaml"
-    talk.write_text(talk.read_text().replace("title: One", "title: One, revised"))
+    edit(root / "series/a/events/one.yaml", "title: One", "title: One, revised")
     result = pipeline.build(root, out, now=NOW)
     monkeypatch.undo()
     assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)
@@ -285,8 +289,7 @@ def test_files_unchanged_since_the_last_build_are_not_even_read(
     root, out = settle(two_series(make_project)), tmp_path / "out"
     pipeline.build(root, out, now=NOW)
     read = event_files_read(monkeypatch)
-    talk = root / "series/a/events/two.yaml"
-    talk.write_text(talk.read_text().replace("Two", "Deux"))
+    edit(root / "series/a/events/two.yaml", "Two", "Deux")
     pipeline.build(root, out, now=NOW)
     assert read == ["series/a/events/two.yaml"]
     assert "Deux" in (out / "a/two/index.html").read_text()
@@ -347,8 +350,7 @@ def test_a_change_stores_again_only_the_parsed_events_of_its_series(
     root, out = settle(two_series(make_project)), tmp_path / "out"
     pipeline.build(root, out, now=NOW)
     before = shares(build_cache)
-    talk = root / "series/a/events/two.yaml"
-    talk.write_text(talk.read_text().replace("Two", "Deux"))
+    edit(root / "series/a/events/two.yaml", "Two", "Deux")
     pipeline.build(root, out, now=NOW)
     after = shares(build_cache)
     assert set(before) == set(after) == {"a", "b"}
@@ -361,14 +363,13 @@ def test_a_lost_share_of_parsed_events_is_stored_again(
     root, out = settle(two_series(make_project)), tmp_path / "out"
     pipeline.build(root, out, now=NOW)
     next(build_cache.glob("*.events-b")).unlink()
-    talk = root / "series/a/events/two.yaml"
-    talk.write_text(talk.read_text().replace("Two", "Deux"))
+    edit(root / "series/a/events/two.yaml", "Two", "Deux")
     read = event_files_read(monkeypatch)
     pipeline.build(root, out, now=NOW)
     assert sorted(read) == ["series/a/events/two.yaml", "series/b/events/three.yaml"]
     assert set(shares(build_cache)) == {"a", "b"}
     read.clear()
-    talk.write_text(talk.read_text().replace("Deux", "Zwei"))
+    edit(root / "series/a/events/two.yaml", "Deux", "Zwei")
     pipeline.build(root, out, now=NOW)
     assert read == ["series/a/events/two.yaml"]
 
