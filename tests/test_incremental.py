@@ -441,3 +441,16 @@ def test_a_build_with_nothing_to_do_loads_neither_templates_nor_yaml(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.split() == ["0", "[]"]
+
+
+def test_the_single_file_of_parsed_events_an_older_version_kept_is_removed(
+    make_project: MakeProject, tmp_path: Path, build_cache: Path
+) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    record = next(build_cache.glob("*.pickle"))
+    legacy = record.with_suffix(".events")
+    legacy.write_bytes(b"twenty megabytes of events, once")
+    change_talk(root, "Changed")
+    pipeline.build(root, out, now=NOW)
+    assert not legacy.exists() and shares(build_cache)

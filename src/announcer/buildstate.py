@@ -135,6 +135,7 @@ def _save_events(
             kept[series] = key
     for series in set(saved) - set(kept):
         _share_path(path, series).unlink(missing_ok=True)
+    path.with_suffix(".events").unlink(missing_ok=True)  # where format 2 kept all of them
     return kept
 
 
