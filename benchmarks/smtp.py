@@ -315,12 +315,15 @@ def run_announcer(
     settings = SmtpSettings(host=HOST, port=port, security="none", pool_size=pool)
     try:
         outbox = Outbox.open(folder)
-        started = time.perf_counter()
-        outbox.plan(messages)
-        planned_at = time.perf_counter()
-        report = deliver_pending(outbox, SmtpTransport(settings))
-        outbox.close()  # what an announce run pays before it ends
-        done = time.perf_counter()
+        try:
+            started = time.perf_counter()
+            outbox.plan(messages)
+            planned_at = time.perf_counter()
+            report = deliver_pending(outbox, SmtpTransport(settings))
+            outbox.close()  # what an announce run pays before it ends
+            done = time.perf_counter()
+        finally:
+            outbox.close()  # closing again is harmless
         with Outbox.open(folder) as reopened:
             check_outbox(reopened, report.describe(), len(messages))
     finally:
