@@ -39,11 +39,12 @@ from announcer.buildstate import BuildState, Stat, digest, stat_of
 from announcer.delivery import files as publishing
 from announcer.delivery.files import WriteReport, publish
 from announcer.errors import ConfigError
-from announcer.model import Event, Site
+from announcer.model import Site
 from announcer.recurrence import last_finish
 
 if TYPE_CHECKING:
     from announcer.delivery.outbox import ProgressCallback
+    from announcer.load.project import EventCache
     from announcer.mail.announce import AnnounceReport
 
 
@@ -73,7 +74,7 @@ def check(project: Path) -> Site:
 
 def _load_site(
     project: Path,
-    cache: dict[str, tuple[str, Event]] | None = None,
+    cache: EventCache | None = None,
     jobs: int = 1,
     unchanged: Collection[str] = (),
 ) -> Site:
