@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -245,14 +245,12 @@ def test_a_change_makes_only_the_files_that_hold_the_event(
     made: list[str] = []
     real_data = LazyFile.__init__
 
-    def recording(
-        self: LazyFile, path: str, make: Callable[[], bytes], key: str | None = None
-    ) -> None:
+    def recording(self: LazyFile, path: str, make: Callable[[], bytes], *rest: Any) -> None:
         def record() -> bytes:
             made.append(path)
             return make()
 
-        real_data(self, path, record, key)
+        real_data(self, path, record, *rest)
 
     monkeypatch.setattr(LazyFile, "__init__", recording)
     edit(root / "series/a/events/one.yaml", "title: One", "title: One, revised")
@@ -454,3 +452,94 @@ def test_the_single_file_of_parsed_events_an_older_version_kept_is_removed(
     change_talk(root, "Changed")
     pipeline.build(root, out, now=NOW)
     assert not legacy.exists() and shares(build_cache)
+
+
+RECURRING = (
+    "title: Reading group\nstart: 2026-12-02 12:00\nduration: 1h\n"
+    "repeat: {every: week, on: [wed], count: 4}\ntags: [red]\n"
+)
+EDITS: list[tuple[str, str, str]] = [  # (file, old, new); "" as old creates, "" as new deletes
+    ("series/a/events/one.yaml", "tags: [red]", "tags: [red, blue]"),  # joins a tag
+    ("series/a/events/two.yaml", "tags: [blue]", "tags: [green]"),  # leaves one, makes one
+    ("series/b/events/three.yaml", "tags: [blue]", "tags: [blue]\nstatus: cancelled"),
+    ("series/a/events/one.yaml", "2026-12-04 12:00", "2026-12-18 12:00"),  # moves in the lists
+    ("series/b/events/four.yaml", "", "title: Four\nstart: 2026-12-06 12:00\ntags: [red]\n"),
+    ("series/a/events/group.yaml", "", RECURRING),
+    (
+        "series/a/events/group.yaml",
+        "count: 4}",
+        "count: 4}\noccurrences:\n  2026-12-09: {status: cancelled}",
+    ),
+    ("series/a/events/two.yaml", "tags: [green]", ""),  # the event is removed
+    ("series/b/series.yaml", "title: B talks", "title: B seminars"),
+]
+
+
+def apply(root: Path, path: str, old: str, new: str) -> None:
+    file = root / path
+    if not old:
+        file.write_text(new)
+    elif not new:
+        file.unlink()
+    else:
+        edit(file, old, new)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_every_rebuild_in_a_run_of_edits_equals_a_build_from_scratch(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """Keys taken from the last build (announcer.recall) must never keep a stale file:
+    events join and leave tags, move, are cancelled, added, repeated and removed."""
+    root, out = two_series(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW, jobs=jobs)
+    for number, (path, old, new) in enumerate(EDITS):
+        apply(root, path, old, new)
+        result = pipeline.build(root, out, now=NOW, jobs=jobs)
+        assert result.report.written, f"edit {number} changed nothing"
+        assert contents(out) == from_scratch(root, tmp_path / str(number), NOW, monkeypatch)
+
+
+def test_time_passing_takes_events_out_of_calendars_and_marks_them_past(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No input changes, yet events become past and leave the calendar window."""
+    root, out = two_series(make_project), tmp_path / "out"
+    edit(root / "announcer.yaml", "size_warning: 100", "size_warning: 100, past_days: 30")
+    (root / "series/a/events/group.yaml").write_text(RECURRING)  # its page lists what is past
+    pipeline.build(root, out, now=NOW)
+    days = [(2026, 12, 3), (2026, 12, 10), (2027, 1, 9)]  # occurrences end one by one
+    for number, later in enumerate(datetime(*day, tzinfo=UTC) for day in days):
+        result = pipeline.build(root, out, now=later)
+        assert contents(out) == from_scratch(root, tmp_path / str(number), later, monkeypatch)
+    assert b"One" not in (out / "calendar.ics").read_bytes()  # past the 30-day window
+    assert "calendar.ics" in result.report.written
+
+
+def test_a_change_works_out_keys_only_for_the_files_that_hold_the_event(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every other file's key is the last build's: nothing it shows changed."""
+    root, out = two_series(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    keyed: list[str] = []
+    real_init = LazyFile.__init__
+
+    def recording(
+        self: LazyFile, path: str, make: Callable[[], bytes], key: Any = None, *rest: Any
+    ) -> None:
+        def record() -> str:
+            keyed.append(path)
+            return key() if callable(key) else key
+
+        real_init(self, path, make, record, *rest)
+
+    monkeypatch.setattr(LazyFile, "__init__", recording)
+    edit(root / "series/b/events/three.yaml", "title: Three", "title: Three, revised")
+    pipeline.build(root, out, now=NOW)
+    assert set(keyed) == {
+        "index.html", "feed.atom", "feed.rss", "calendar.ics",
+        "b/index.html", "b/feed.atom", "b/feed.rss", "b/calendar.ics",
+        "b/three/index.html", "b/three/event.ics",
+        "tags/blue/index.html", "tags/blue/feed.atom", "tags/blue/feed.rss", "tags/blue/calendar.ics",
+    }  # fmt: skip

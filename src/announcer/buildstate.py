@@ -27,7 +27,7 @@ from pathlib import Path
 from announcer import __version__
 from announcer.model import Event
 
-FORMAT = 4
+FORMAT = 5
 PARTS = ("events", "fragments")
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 RACY_COARSE_NS = 2_000_000_000  # files changed this close to a build's start are read again
@@ -52,6 +52,11 @@ class BuildState:
     fragments: dict[str, bytes] = field(default_factory=dict)
     events: dict[str, tuple[str, Event]] = field(default_factory=dict)
     event_shares: dict[str, str] = field(default_factory=dict)  # series -> digest, as saved
+    # What lets the next build take keys instead of working them out (announcer.recall):
+    scope: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)  # event or occurrence -> token
+    depends: dict[str, str] = field(default_factory=dict)  # output -> fingerprint
+    pieces: int = 0  # fragments kept when the last build worked out every key
 
 
 def cache_dir() -> Path:

@@ -40,6 +40,7 @@ from announcer.delivery import files as publishing
 from announcer.delivery.files import WriteReport, publish
 from announcer.errors import ConfigError
 from announcer.model import Site
+from announcer.recall import Recall
 from announcer.recurrence import last_finish
 
 if TYPE_CHECKING:
@@ -160,18 +161,39 @@ def _build(
         fragments=Fragments(buildstate.load_fragments(project, out)),
         inputs_key=signature,
     )
-    report = _publish(context, chosen, target, state, jobs)
+    recall = Recall.start(
+        context,
+        digest(options, str(target)),
+        (state.scope, state.tokens, state.depends),
+        (len(context.fragments.known), state.pieces),
+    )
+    report = _publish(context, chosen, target, state, jobs, recall)
     saved = save_ledger and ledgers.save(ledger, ledger_path)
     if saved:  # what the next build will read
         signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, True)
     state.signature, state.valid_until = signature, next_change(site, clock)
-    state.outputs, state.fragments = report.recorded, context.fragments.used
-    state.folders = report.folders
-    state.inputs = current
-    parts = buildstate.PARTS if context.fragments.worth_keeping() else ("events",)
+    state.outputs, state.folders, state.inputs = report.recorded, report.folders, current
+    state.scope, state.tokens, state.depends = recall.scope, recall.tokens, recall.fingerprints
+    parts = _keep_fragments(context.fragments, recall, state)
     _remember(state, project, out, options, clock, ledger_path, target, chosen, parts)
-    warnings = sorted(set(context.warnings))  # workers finish in any order
+    warnings = sorted({*context.warnings, *report.notes})  # workers finish in any order
     return BuildResult(target, report, changes, warnings, saved, loaded=site)
+
+
+def _keep_fragments(fragments: Fragments, recall: Recall, state: BuildState) -> tuple[str, ...]:
+    """Which parts of the record to write, with the fragments to keep in ``state``.
+
+    A file whose key was taken from the last build asked for none of its pieces,
+    so those are kept unseen; a build that worked out every key keeps only what it used.
+    """
+    if recall.recalled:
+        fragments.used = {**fragments.known, **fragments.used}
+    state.fragments = fragments.used
+    if not fragments.worth_keeping():
+        return ("events",)
+    if not recall.recalled:
+        state.pieces = len(fragments.used)
+    return buildstate.PARTS
 
 
 def _options(
@@ -309,12 +331,14 @@ def _publish(
     target: Path,
     last: BuildState,
     jobs: int | None,
+    recall: Recall,
 ) -> WriteReport:
     """Prepare, render and publish, with the loaded model set aside from the collector."""
     share = _sharing(context, jobs)
     with _settled_heap():
         prepare(context, adapters, share)
-        return publish(render(context, adapters), target, last.outputs, share, last.folders)
+        files = render(context, adapters)
+        return publish(files, target, last.outputs, share, last.folders, recall)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from announcer.buildstate import digest
 from announcer.errors import ConfigError
 from announcer.ledger import Ledger
 from announcer.model import Event, Site
+from announcer.recurrence import expand
 
 if TYPE_CHECKING:
     import jinja2
@@ -43,18 +44,38 @@ class OutputFile:
 
 
 @dataclass(frozen=True)
+class Depends:
+    """The events a file shows (their keys) and whatever else chose them (``shape``).
+
+    Give it only when the file's key follows from nothing but those events (what
+    they hold, their ledger revisions, whether they are past) and the site's and
+    series' settings: then a build that knows which events changed since the last
+    one takes the last build's key instead of working it out
+    (:mod:`announcer.recall`), and a one-event change costs a few files, not twenty
+    thousand keys.
+    """
+
+    events: Sequence[str]
+    shape: str = ""
+
+
+@dataclass(frozen=True)
 class LazyFile:
     """A file whose bytes are made only when the build needs them, perhaps in another process.
 
     With a ``key``, the bytes follow from the key alone: when the last build
     wrote this path from the same key and the file on disk is as it left it,
     ``make`` is not called at all. The key must cover everything the bytes
-    depend on; when in doubt, leave it out.
+    depend on; when in doubt, leave it out. It may be a function, called only
+    when ``depends`` cannot show it unchanged. ``size_note`` says what the user
+    should hear about a file of that many bytes, at every build, made or kept.
     """
 
     path: str
     make: Callable[[], bytes]
-    key: str | None = None
+    key: str | Callable[[], str] | None = None
+    depends: Depends | None = None
+    size_note: Callable[[int], str | None] | None = None
 
 
 class Fragments:
@@ -127,6 +148,8 @@ class BuildContext:
     _identities: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _settings: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
     _overrides: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
+    _tokens: dict[str, str] | None = field(default=None, init=False, repr=False)
+    _all_settings: str = field(default="", init=False, repr=False)
     _environments: dict[str | None, jinja2.Environment] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -159,6 +182,47 @@ class BuildContext:
                 found = digest(repr(event))
             self._identities[event.key] = found
         return found
+
+    def tokens(self) -> dict[str, str]:
+        """Per event and occurrence key, everything a file's key reads of it: what its file
+        held, its ledger revision and whether it is past. Worked out for every event at once
+        (a build asks for all of them), and a recurring event's token covers its
+        occurrences', since its page lists them."""
+        if self._tokens is None:
+            found: dict[str, str] = {}
+            for event in self.site.events():
+                own = self._token(event)
+                if event.repeat is None and not event.overrides:
+                    found[event.key] = own
+                    continue
+                family = [own]
+                for part in (*event.overrides, *expand(event)):
+                    found[part.key] = self._token(part)
+                    family.append(found[part.key])
+                found[event.key] = digest(*family)
+            self._tokens = found
+        return self._tokens
+
+    def _token(self, event: Event) -> str:
+        revision = self.ledger.get(event.key)
+        dated = (
+            f"{revision.sequence}:{revision.first_seen.timestamp()}:{revision.modified.timestamp()}"
+            if revision is not None
+            else ""
+        )
+        past = event.finishes <= self.now  # the rule of adapters.listing.is_past
+        return f"{self.identity(event)}\x1e{dated}\x1e{past:d}"
+
+    def joined_tokens(self, keys: Iterable[str]) -> str:
+        """The tokens of many events in one string: a listing's key holds ten thousand."""
+        return "\x1f".join(map(self.tokens().__getitem__, keys))
+
+    def all_settings(self) -> str:
+        """The digest of the settings of the site and of every series."""
+        if not self._all_settings:
+            slugs = [None, *(series.slug for series in self.site.series)]
+            self._all_settings = digest(*(self.settings_key(slug) for slug in slugs))
+        return self._all_settings
 
     def settings_key(self, series: str | None = None) -> str:
         """A digest of the site's settings and, with ``series``, that series' own (not its

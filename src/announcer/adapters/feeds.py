@@ -16,14 +16,14 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import partial
+from functools import cache, partial
 
 from babel.dates import format_skeleton
 from feedgen.feed import FeedGenerator
 
 from announcer import urls
 from announcer.adapters import feedtext, listing
-from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter
+from announcer.adapters.base import BuildContext, Depends, LazyFile, OutputAdapter
 from announcer.buildstate import digest
 from announcer.i18n import labels
 from announcer.model import Event, Series
@@ -157,15 +157,26 @@ class _Writer:
     def feeds(self, spec: FeedSpec, events: Sequence[Event]) -> Iterator[LazyFile]:
         """The Atom and the RSS feed of ``events``, each assembled when the build gets to it,
         and not at all when its entries and settings are the last build's."""
-        # The entry keys hold what orders and dates the feed (when each event was first
-        # seen and last changed) and the site settings hold the limit, so neither the
-        # order nor the feed's date is worked out unless the feed is made.
-        entries = "\x1f".join(map(self._fragment_key, events))
-        empty = "" if events else repr(self._fallback())
-        settings = self.context.settings_key(None)
+        # The events' tokens hold what orders and dates the feed (when each event was
+        # first seen and last changed) and the site settings hold the limit, so neither
+        # the order nor the feed's date is worked out unless the feed is made.
+        keys = [event.key for event in events]
+        # An empty feed is dated by the whole ledger, so it depends on more than its events.
+        depends = Depends(keys) if events else None
+
+        @cache
+        def entries() -> str:  # the same for the Atom and the RSS feed
+            empty = "" if events else repr(self._fallback())
+            tokens = self.context.joined_tokens(keys)
+            return digest(empty, self.context.all_settings(), tokens)
+
         for kind, path in (("atom", spec.atom), ("rss", spec.rss)):
-            key = digest("feed", kind, path, repr(spec), empty, settings, entries)
-            yield LazyFile(path, partial(self.feed, spec, events, kind, path), key)
+            key = partial(self._feed_key, kind, path, spec, entries)
+            yield LazyFile(path, partial(self.feed, spec, events, kind, path), key, depends)
+
+    @staticmethod
+    def _feed_key(kind: str, path: str, spec: FeedSpec, entries: Callable[[], str]) -> str:
+        return digest("feed", kind, path, repr(spec), entries())
 
     def feed(self, spec: FeedSpec, events: Sequence[Event], kind: str, path: str) -> bytes:
         chosen = self._newest(events)

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from announcer import urls
 from announcer.adapters import addto, jsonld, listing
-from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, OutputFile
+from announcer.adapters.base import BuildContext, Depends, LazyFile, OutputAdapter, OutputFile
 from announcer.adapters.ics import in_window
 from announcer.buildstate import digest
 from announcer.i18n import labels
@@ -189,20 +189,21 @@ class _Pages:
     ) -> LazyFile:
         """A page listing ``events``, rendered only when an event on it, whether it is past,
         or a setting it shows changed."""
-        series = self.context.site.series
-        key = digest(
-            "listing",
-            path,
-            repr(extra),
-            *(self.context.settings_key(s.slug) for s in series),
-            self.context.settings_key(None),
-            self.context.inputs_key if self._overridden() else "",
-            "\x1f".join(
-                f"{self.context.identity(e)}{listing.is_past(e, self.context.now):d}"
-                for e in events
-            ),
-        )
-        return LazyFile(path, lambda: page().data, key)
+        keys, overridden = [e.key for e in events], self._overridden()
+
+        def key() -> str:
+            return digest(
+                "listing",
+                path,
+                repr(extra),
+                self.context.all_settings(),
+                self.context.inputs_key if overridden else "",
+                self.context.joined_tokens(keys),
+            )
+
+        # An override may show anything at all, so only the full key can tell.
+        depends = None if overridden else Depends(keys, repr(extra))
+        return LazyFile(path, lambda: page().data, key, depends)
 
     def _overridden(self) -> bool:
         """Whether any template override exists: then a page may show anything at all."""
@@ -256,18 +257,22 @@ class _Pages:
     def _keyed(
         self, event: Event, series: Series, recurring: Event | None, make: Callable[[], OutputFile]
     ) -> LazyFile:
-        shown = expand(event) if event.repeat is not None else [event]
-        past = [listing.is_past(e, self.context.now) for e in shown]
-        anything = self.context.inputs_key if self.context.overrides(series.slug) else ""
-        key = digest(
-            "page",
-            self.context.identity(event),
-            self.context.identity(recurring),
-            repr(past),
-            self.context.settings_key(series.slug),
-            anything,
-        )
-        return LazyFile(urls.event_page(event), lambda: make().data, key)
+        overridden = bool(self.context.overrides(series.slug))
+
+        def key() -> str:
+            tokens = self.context.tokens()  # a recurring event's covers its occurrences
+            return digest(
+                "page",
+                tokens[event.key],
+                tokens[recurring.key] if recurring is not None else "",
+                self.context.settings_key(series.slug),
+                self.context.inputs_key if overridden else "",
+            )
+
+        # An override may show anything at all, so only the full key can tell.
+        parts = (event.key,) if recurring is None else (event.key, recurring.key)
+        depends = None if overridden else Depends(parts)
+        return LazyFile(urls.event_page(event), lambda: make().data, key, depends)
 
     def recurring_page(self, event: Event, series: Series) -> OutputFile:
         return self.render(

@@ -20,7 +20,7 @@ from icalendar import Timezone
 
 from announcer import markup, urls
 from announcer.adapters import listing
-from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, OutputFile
+from announcer.adapters.base import BuildContext, Depends, LazyFile, OutputAdapter, OutputFile
 from announcer.adapters.icstext import Lines, day, local, text, utc
 from announcer.buildstate import digest
 from announcer.i18n import labels
@@ -121,24 +121,22 @@ class _Writer:
         series: Series | None = None,
     ) -> LazyFile:
         """A calendar assembled only when the build gets to it, and not at all when its
-        VEVENTs and settings are the last build's.
+        events and settings are the last build's.
 
-        A VEVENT's key covers the event's times and zone, so the key need not hold
-        the VTIMEZONEs they call for.
+        The events' tokens cover their times and zones, so the key need not hold
+        the VTIMEZONEs they call for; they also say whether each event is past, which
+        a calendar does not show, so a calendar is made again (and found unchanged)
+        when one of its events ends.
         """
         events = list(events)
-        key = digest(
-            "calendar",
-            path,
-            name,
-            description,
-            self.context.settings_key(series.slug if series else None),
-            "\x1f".join(map(self._key, events)),
-        )
-        spans = _zone_spans(events, self.years)
-        self._warn_if_large(path, self._parts(name, description, events, series, spans))
+        keys = [event.key for event in events]
+
+        def key() -> str:
+            tokens = self.context.joined_tokens(keys)
+            return digest("calendar", path, name, description, self.context.all_settings(), tokens)
+
         make = partial(self._calendar_data, path, name, description, events, series)
-        return LazyFile(path, make, key)
+        return LazyFile(path, make, key, Depends(keys), partial(self._size_note, path))
 
     def _calendar_data(
         self, path: str, name: str, description: str, events: list[Event], series: Series | None
@@ -175,14 +173,14 @@ class _Writer:
         parts.append(_END)
         return parts
 
-    def _warn_if_large(self, path: str, parts: list[bytes]) -> None:
+    def _size_note(self, path: str, size: int) -> str | None:
         """Said at every build, whether or not the calendar is written again."""
-        size = sum(map(len, parts))
-        if size > self.site.calendar.size_warning:
-            self.context.warnings.append(
-                f"{path} is {size:,} bytes: Google Calendar stops refreshing subscribed "
-                "calendars near 1 MB (lower calendar.past_days in announcer.yaml)"
-            )
+        if size <= self.site.calendar.size_warning:
+            return None
+        return (
+            f"{path} is {size:,} bytes: Google Calendar stops refreshing subscribed "
+            "calendars near 1 MB (lower calendar.past_days in announcer.yaml)"
+        )
 
     def _header(self, name: str, description: str, series: Series | None, method: str) -> bytes:
         refresh = _duration(self.site.calendar.refresh)
@@ -212,9 +210,11 @@ class _Writer:
     def event_file(self, event: Event, series: Series) -> LazyFile:
         """``event.ics``: rendered only when the event or what it shows changed."""
         path = urls.event_ics(event)
-        key = f"{path}\x1f{self._key(event)}"  # the VEVENT's key holds all the file shows
         return LazyFile(
-            path, lambda: self.calendar(path, event.title, "", [event], series).data, key
+            path,
+            lambda: self.calendar(path, event.title, "", [event], series).data,
+            lambda: f"{path}\x1f{self._key(event)}",  # the VEVENT's key holds all it shows
+            Depends((event.key,)),
         )
 
     def vevents(self, event: Event) -> bytes:

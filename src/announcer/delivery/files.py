@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from announcer.adapters.base import LazyFile, OutputFile
 from announcer.buildstate import Stat, stat_of, written_before
 from announcer.errors import AnnouncerError
+from announcer.recall import Recall
 
 Recorded = dict[str, tuple[str | None, Stat]]
 Folders = dict[str, Stat]
@@ -49,6 +50,7 @@ class WriteReport:
     removed: list[str] = field(default_factory=list)
     recorded: Recorded = field(default_factory=dict)  # what the next build may trust
     folders: Folders = field(default_factory=dict)  # the same, for folders
+    notes: list[str] = field(default_factory=list)  # what files' sizes call for
 
     @property
     def changed(self) -> bool:
@@ -61,10 +63,12 @@ def publish(
     previous: Recorded | None = None,
     share: Share = in_order,
     folders: Folders | None = None,
+    recall: Recall | None = None,
 ) -> WriteReport:
     """Make ``out`` hold exactly ``files``; see the module docstring for the guarantees.
 
-    ``previous`` and ``folders`` are the last build's ``recorded`` and ``folders``.
+    ``previous`` and ``folders`` are the last build's ``recorded`` and ``folders``;
+    ``recall`` says which of its keys still hold without working them out.
     """
     out = out.resolve()
     stage = out.with_name(f".{out.name}.staging")
@@ -72,7 +76,7 @@ def publish(
         shutil.rmtree(stage)  # left by a build that was killed; never published
     report = WriteReport()
     try:
-        _Stager(out, stage, previous or {}, report).run(files, share)
+        _Stager(out, stage, previous or {}, report, recall or Recall()).run(files, share)
         keep = set(report.written) | set(report.unchanged)
         stale, seen = _stale(out, keep, previous or {}, folders or {})
         report.removed = sorted(stale)
@@ -87,14 +91,18 @@ def publish(
 class _Stager:
     """Decides, file by file, whether to keep what is in ``out`` or stage new bytes."""
 
-    def __init__(self, out: Path, stage: Path, previous: Recorded, report: WriteReport) -> None:
+    def __init__(
+        self, out: Path, stage: Path, previous: Recorded, report: WriteReport, recall: Recall
+    ) -> None:
         self.out, self.stage, self.previous, self.report = out, stage, previous, report
+        self.recall = recall
         self.folders: set[str] = set()
 
     def run(self, files: Iterable[OutputFile | LazyFile], share: Share) -> None:
         todo = self._untrusted(files)
         staged = share(lambda chunk: [self._stage(*todo[i][:2]) for i in chunk], len(todo))
-        for (relative, _, key), (written, size) in zip(todo, staged, strict=True):
+        for (relative, item, key), (written, size) in zip(todo, staged, strict=True):
+            self._note(item, size)
             if written:
                 self.report.written.append(relative)
                 self.report.recorded[relative] = (key, (size, 0, 0))  # stat set after the move
@@ -114,13 +122,31 @@ class _Stager:
                 raise AnnouncerError(
                     f"two outputs want to write {relative}; check the adapters in 'outputs'"
                 )
-            key = keys[relative] = item.key if isinstance(item, LazyFile) else None
+            key = keys[relative] = self._key(relative, item)
             if key is not None and self._trusted(relative, key):
                 self.report.unchanged.append(relative)
                 self.report.recorded[relative] = self.previous[relative]
+                self._note(item, self.previous[relative][1][0])
             else:
                 todo.append((relative, item, key))
         return todo
+
+    def _key(self, relative: str, item: OutputFile | LazyFile) -> str | None:
+        """The item's key: the last build's when nothing it depends on changed."""
+        if not isinstance(item, LazyFile):
+            return None
+        if item.depends is not None and self.recall.unchanged(relative, item.depends):
+            known = self.previous.get(relative)
+            if known is not None and known[0] is not None:
+                self.recall.recalled += 1
+                return known[0]
+        return item.key() if callable(item.key) else item.key
+
+    def _note(self, item: OutputFile | LazyFile, size: int) -> None:
+        if isinstance(item, LazyFile) and item.size_note is not None:
+            note = item.size_note(size)
+            if note:
+                self.report.notes.append(note)
 
     def _stage(self, relative: str, item: OutputFile | LazyFile) -> Staged:
         """Make one file and stage it unless ``out`` holds the same bytes; may run in a worker."""

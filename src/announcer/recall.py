@@ -1,0 +1,84 @@
+"""Which files' keys a build may take from the last build instead of working them out.
+
+A :class:`~announcer.adapters.base.LazyFile`'s key covers everything its bytes
+depend on, and working out the keys of 20,000 files was most of a one-event
+rebuild at 10,000 events. A file that says what it shows
+(:class:`~announcer.adapters.base.Depends`) has a key that follows from those
+events and the settings alone. So each build records:
+
+- a *token* per event and occurrence: everything a key may read of it (what
+  its file held, its ledger revision, whether it is past);
+- the *scope*: the settings of the site and of every series, with the build's
+  options;
+- a *fingerprint* per file: which events it shows, and what else chose them.
+
+The next build takes a file's last key when the scope is the same, its
+fingerprint is the same (no event joined or left it) and none of its events'
+tokens moved; any other file's key is worked out as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+
+from announcer.adapters.base import BuildContext, Depends
+from announcer.buildstate import digest
+
+GROWTH = 1.5
+"""A store of kept pieces this many times the size it had when every key was last worked
+out is pruned: every key is worked out once more (see :meth:`Recall.start`)."""
+
+
+def scope(context: BuildContext, options: str) -> str:
+    """The settings every key may read, with the build's options (output, adapters...)."""
+    return digest(options, context.all_settings())
+
+
+def fingerprint(depends: Depends) -> str:
+    """Which events a file shows and what else chose them; an event's own file is
+    fingerprinted by the event's key (the same string object, so stored once)."""
+    if len(depends.events) == 1 and not depends.shape:
+        return depends.events[0]
+    return digest("depends", depends.shape, "\x1f".join(depends.events))
+
+
+@dataclass
+class Recall:
+    """The publisher asks it file by file; it notes every fingerprint for the next build."""
+
+    scope: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)
+    previous: Mapping[str, str] = field(default_factory=dict)  # the last build's fingerprints
+    changed: AbstractSet[str] = frozenset()
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    recalled: int = 0  # keys taken from the last build
+
+    @classmethod
+    def start(
+        cls,
+        context: BuildContext,
+        options: str,
+        last: tuple[str, Mapping[str, str], Mapping[str, str]],
+        pieces: tuple[int, int],
+    ) -> Recall:
+        """What this build may take from the ``last`` build's (scope, tokens, fingerprints).
+
+        ``pieces`` is the size of the store of kept pieces now and when every key was
+        last worked out: pieces of files whose keys were taken are kept unseen, so
+        old ones pile up until a build works out every key and keeps only those it used.
+        """
+        now_scope, now_tokens = scope(context, options), context.tokens()
+        last_scope, last_tokens, last_prints = last
+        stored, pruned = pieces
+        if last_scope != now_scope or not last_tokens or stored > GROWTH * max(pruned, 1):
+            return cls(now_scope, now_tokens)
+        changed = {key for key, token in now_tokens.items() if last_tokens.get(key) != token}
+        changed.update(last_tokens.keys() - now_tokens.keys())
+        return cls(now_scope, now_tokens, last_prints, changed)
+
+    def unchanged(self, path: str, depends: Depends) -> bool:
+        """Whether the last key of ``path`` still holds; notes its fingerprint either way."""
+        found = self.fingerprints[path] = fingerprint(depends)
+        return self.previous.get(path) == found and self.changed.isdisjoint(depends.events)
