@@ -516,12 +516,13 @@ def test_time_passing_takes_events_out_of_calendars_and_marks_them_past(
     assert "calendar.ics" in result.report.written
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 def test_a_change_works_out_keys_only_for_the_files_that_hold_the_event(
-    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
 ) -> None:
-    """Every other file's key is the last build's: nothing it shows changed."""
+    """Every other file's key is the last build's, even when a worker worked it out."""
     root, out = two_series(make_project), tmp_path / "out"
-    pipeline.build(root, out, now=NOW)
+    pipeline.build(root, out, now=NOW, jobs=jobs)
     keyed: list[str] = []
     real_init = LazyFile.__init__
 

@@ -35,7 +35,8 @@ Folders = dict[str, Stat]
 T = TypeVar("T")
 Share = Callable[[Callable[[range], list[Any]], int], list[Any]]
 """Runs a task over ``range(count)`` in chunks and returns the results in order."""
-Staged = tuple[bool, int]  # (written, size); unchanged files are stat'ed by the parent
+Staged = tuple[bool, int, str | None]  # (written, size, key); the parent stats unchanged files
+Todo = tuple[str, OutputFile | LazyFile, str | None]  # (path, file, key unless worked out later)
 
 
 def in_order(task: Callable[[range], list[T]], count: int) -> list[T]:
@@ -100,8 +101,8 @@ class _Stager:
 
     def run(self, files: Iterable[OutputFile | LazyFile], share: Share) -> None:
         todo = self._untrusted(files)
-        staged = share(lambda chunk: [self._stage(*todo[i][:2]) for i in chunk], len(todo))
-        for (relative, item, key), (written, size) in zip(todo, staged, strict=True):
+        staged = share(lambda chunk: [self._stage(*todo[i]) for i in chunk], len(todo))
+        for (relative, item, _), (written, size, key) in zip(todo, staged, strict=True):
             self._note(item, size)
             if written:
                 self.report.written.append(relative)
@@ -110,19 +111,27 @@ class _Stager:
                 self.report.unchanged.append(relative)
                 self._record(relative, key, self.out / relative)
 
-    def _untrusted(
-        self, files: Iterable[OutputFile | LazyFile]
-    ) -> list[tuple[str, OutputFile | LazyFile, str | None]]:
-        """Every file to make, in order; files the last build made from the same key are kept."""
-        keys: dict[str, str | None] = {}
-        todo = []
+    def _untrusted(self, files: Iterable[OutputFile | LazyFile]) -> list[Todo]:
+        """Every file to make, in order; files the last build made from the same key are kept.
+
+        The key of a file the last build did not write cannot spare its making, so it
+        is worked out with the file, perhaps in another process: in a first build,
+        twenty thousand keys off the one process that lists the files.
+        """
+        seen: set[str] = set()
+        todo: list[Todo] = []
         for item in files:
             relative = _safe(item.path)
-            if relative in keys:
+            if relative in seen:
                 raise AnnouncerError(
                     f"two outputs want to write {relative}; check the adapters in 'outputs'"
                 )
-            key = keys[relative] = self._key(relative, item)
+            seen.add(relative)
+            if relative not in self.previous:
+                self._key(relative, item, defer=True)  # notes what the file depends on
+                todo.append((relative, item, None))
+                continue
+            key = self._key(relative, item)
             if key is not None and self._trusted(relative, key):
                 self.report.unchanged.append(relative)
                 self.report.recorded[relative] = self.previous[relative]
@@ -131,7 +140,7 @@ class _Stager:
                 todo.append((relative, item, key))
         return todo
 
-    def _key(self, relative: str, item: OutputFile | LazyFile) -> str | None:
+    def _key(self, relative: str, item: OutputFile | LazyFile, defer: bool = False) -> str | None:
         """The item's key: the last build's when nothing it depends on changed."""
         if not isinstance(item, LazyFile):
             return None
@@ -140,6 +149,8 @@ class _Stager:
             if known is not None and known[0] is not None:
                 self.recall.recalled += 1
                 return known[0]
+        if defer:
+            return None
         return item.key() if callable(item.key) else item.key
 
     def _note(self, item: OutputFile | LazyFile, size: int) -> None:
@@ -148,18 +159,23 @@ class _Stager:
             if note:
                 self.report.notes.append(note)
 
-    def _stage(self, relative: str, item: OutputFile | LazyFile) -> Staged:
+    def _stage(self, relative: str, item: OutputFile | LazyFile, key: str | None) -> Staged:
         """Make one file and stage it unless ``out`` holds the same bytes; may run in a worker."""
-        data = item.make() if isinstance(item, LazyFile) else item.data
+        if isinstance(item, LazyFile):
+            if key is None and item.key is not None:  # one the last build did not write
+                key = item.key() if callable(item.key) else item.key
+            data = item.make()
+        else:
+            data = item.data
         if _same(self.out / relative, data):
-            return False, len(data)
+            return False, len(data), key
         folder, _, _ = relative.rpartition("/")
         if folder not in self.folders:
             os.makedirs(self.stage / folder, exist_ok=True)
             self.folders.add(folder)
         with open(self.stage / relative, "wb") as handle:
             handle.write(data)
-        return True, len(data)
+        return True, len(data), key
 
     def _trusted(self, relative: str, key: str) -> bool:
         known = self.previous.get(relative)
