@@ -11,6 +11,7 @@ from any address; links meant to be copied into other apps are absolute.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +31,12 @@ from announcer.recurrence import expand
 from announcer.templating import when
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+_LINK = re.compile("\x02([^\x03]*)\x03")  # a link in a listing item, written by each page
+
+
+def _marked(target: str) -> str:
+    """``link`` in listing items: the target, marked for :data:`_LINK`."""
+    return f"\x02{target}\x03"
 
 
 @dataclass(frozen=True)
@@ -151,13 +158,19 @@ class _Pages:
     ) -> Callable[[Card, bool, bool], str]:
         """The ``item`` a listing calls per event: each item's HTML is kept between builds.
 
-        A listing of ten thousand events is mostly items that did not change; the key
-        holds everything an item shows, including its links as seen from this page.
+        A listing of ten thousand events is mostly items that did not change. An
+        item is made with its links marked, not written, and each page writes
+        them as seen from itself: the same item serves the index and every tag
+        page, where it used to be made once per folder depth.
         """
-        macros = env.get_template("site/macros.html").make_module(shared)
+        marked = {**shared, "link": _marked}
+        macros = env.get_template("site/macros.html").make_module(marked)
         macro = macros.event_item  # type: ignore[attr-defined]
         path, language = str(shared["page"]), str(shared["lang"])
         settings = self.context.settings_key(scope.slug if scope else None)
+
+        def write(found: re.Match[str]) -> str:
+            return urls.relative(path, found[1])
 
         def item(card: Card, show_series: bool, dates_only: bool) -> str:
             # Joined, not hashed: tens of thousands per build, and each part is a digest
@@ -167,8 +180,6 @@ class _Pages:
                     "item",
                     self.context.identity(card.event),
                     f"{card.past:d}{show_series:d}{dates_only:d}{language}",
-                    urls.relative(path, card.page),
-                    urls.relative(path, urls.series_page(card.series)),
                     settings,
                     self.context.settings_key(card.series.slug),
                 )
@@ -176,7 +187,7 @@ class _Pages:
             made = self.context.fragments.get(
                 key, lambda: str(macro(card, show_series, dates_only)).encode()
             )
-            return made.decode()
+            return _LINK.sub(write, made.decode())
 
         return item
 
