@@ -6,9 +6,8 @@ adapters; this module holds only labels.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from types import MappingProxyType
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {
@@ -131,14 +130,49 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
+class Labels(Mapping[str, str]):
+    """Read-only labels, read as ``words["when"]`` in code and ``words.when`` in templates.
+
+    Jinja tries an attribute before an item; on a plain mapping each of the
+    twenty-odd labels a page shows cost a raised and caught AttributeError.
+    """
+
+    __slots__ = ("_entries",)
+    _entries: dict[str, str]
+
+    def __init__(self, entries: Mapping[str, str]) -> None:
+        object.__setattr__(self, "_entries", dict(entries))
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self.__getitem__(name)
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __reduce__(self) -> tuple[type[Labels], tuple[dict[str, str]]]:
+        return Labels, (self._entries,)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"labels are read-only: {name}")
+
+    def __getitem__(self, key: str) -> str:
+        return self._entries[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 @lru_cache(maxsize=64)
-def labels(language: str) -> Mapping[str, str]:
+def labels(language: str) -> Labels:
     """Labels for ``language`` (``fr-CA`` uses ``fr``), English for anything else.
 
     Read-only and shared: every page, feed entry and email asks for them.
     """
     base = language.replace("_", "-").split("-")[0].lower()
-    return MappingProxyType({**LABELS["en"], **LABELS.get(base, {})})
+    return Labels({**LABELS["en"], **LABELS.get(base, {})})
 
 
 def label(language: str, key: str) -> str:
