@@ -7,6 +7,7 @@ fresh cache: the two must be byte-identical.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -544,3 +545,19 @@ def test_a_change_works_out_keys_only_for_the_files_that_hold_the_event(
         "b/three/index.html", "b/three/event.ics",
         "tags/blue/index.html", "tags/blue/feed.atom", "tags/blue/feed.rss", "tags/blue/calendar.ics",
     }  # fmt: skip
+
+
+def test_a_ledger_changed_alone_reaches_calendars_and_feeds(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger pulled from a colleague, the event files as they were: the revision is
+    part of every key that shows it (SEQUENCE, the feed entry's dates)."""
+    root, out = tree(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    ledger = json.loads((root / "ledger.json").read_text())
+    ledger["events"]["s/talk"]["sequence"] = 5
+    ledger["events"]["s/talk"]["modified"] = "2026-11-29T00:00:00Z"
+    (root / "ledger.json").write_text(json.dumps(ledger))
+    result = rebuild_matches_scratch(root, out, tmp_path, NOW, monkeypatch)
+    assert b"SEQUENCE:5" in (out / "s/talk/event.ics").read_bytes()
+    assert {"calendar.ics", "feed.atom", "s/talk/event.ics"} <= set(result.report.written)

@@ -146,6 +146,7 @@ class BuildContext:
     inputs_key: str = ""  # a digest of every input, for outputs that may show anything
     # Asked for tens of thousands of times per build: dictionaries of their own.
     _identities: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _stamps: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _settings: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
     _overrides: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
     _tokens: dict[str, str] | None = field(default=None, init=False, repr=False)
@@ -204,14 +205,24 @@ class BuildContext:
         return self._tokens
 
     def _token(self, event: Event) -> str:
-        revision = self.ledger.get(event.key)
-        dated = (
-            f"{revision.sequence}:{revision.first_seen.timestamp()}:{revision.modified.timestamp()}"
-            if revision is not None
-            else ""
-        )
         past = event.finishes <= self.now  # the rule of adapters.listing.is_past
-        return f"{self.identity(event)}\x1e{dated}\x1e{past:d}"
+        return f"{self.stamp(event)}\x1e{past:d}"
+
+    def stamp(self, event: Event) -> str:
+        """What an event holds and its ledger revision (SEQUENCE, first seen, last
+        modified), once per build: the part of every key that a serialised piece of
+        the event (a VEVENT, a feed entry) depends on."""
+        found = self._stamps.get(event.key)
+        if found is None:
+            revision = self.ledger.get(event.key)
+            dated = (
+                f"{revision.sequence}:{revision.first_seen.timestamp()}:"
+                f"{revision.modified.timestamp()}"
+                if revision is not None
+                else ""
+            )
+            found = self._stamps[event.key] = f"{self.identity(event)}\x1e{dated}"
+        return found
 
     def joined_tokens(self, keys: Iterable[str]) -> str:
         """The tokens of many events in one string: a listing's key holds ten thousand."""

@@ -250,13 +250,8 @@ class _Writer:
         """What an entry depends on, for reuse across builds; once per event per build."""
         found = self.keys.get(event.key)
         if found is None:
-            revision = self.context.ledger.revision(event)
-            found = self.keys[event.key] = digest(
-                "entry",
-                self.context.identity(event),
-                repr((revision.first_seen, revision.modified)),
-                self.context.settings_key(event.series),
-            )
+            settings = self.context.settings_key(event.series)
+            found = self.keys[event.key] = digest("entry", settings, self.context.stamp(event))
         return found
 
     def _build_entry(self, event: Event) -> feedtext.Entry:

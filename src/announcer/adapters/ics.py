@@ -235,12 +235,9 @@ class _Writer:
     def _key(self, event: Event) -> str:
         """What an event's VEVENTs depend on: the event, its revisions, its series' words."""
         if event.key not in self.keys:
-            revisions = [self.context.ledger.revision(e) for e in (event, *event.overrides)]
-            dated = [(r.sequence, r.first_seen, r.modified) for r in revisions]
+            stamps = map(self.context.stamp, (event, *event.overrides))
             settings = self.context.settings_key(event.series)
-            self.keys[event.key] = digest(
-                "vevent", self.context.identity(event), repr(dated), settings
-            )
+            self.keys[event.key] = digest("vevent", settings, *stamps)
         return self.keys[event.key]
 
 
