@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import pytest
 
 from announcer import buildstate, pipeline
+from announcer.adapters import ics
 from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, OutputFile, select
 from announcer.delivery import files as publishing
 from announcer.load import project as project_loader
@@ -561,3 +562,44 @@ def test_a_ledger_changed_alone_reaches_calendars_and_feeds(
     result = rebuild_matches_scratch(root, out, tmp_path, NOW, monkeypatch)
     assert b"SEQUENCE:5" in (out / "s/talk/event.ics").read_bytes()
     assert {"calendar.ics", "feed.atom", "s/talk/event.ics"} <= set(result.report.written)
+
+
+def test_a_rebuild_takes_its_vtimezones_from_the_last_build(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    """Making a VTIMEZONE, and loading icalendar to make it, was a tenth of a one-event
+    rebuild: the calendars made again take the last build's, in a process without it."""
+    root, out = settle(tree(make_project)), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    edit(root / TALK, "Room 1", "Room 2")
+    script = (
+        "import sys; from pathlib import Path; from datetime import datetime;"
+        "from announcer import pipeline;"
+        f"r = pipeline.build(Path({str(root)!r}), Path({str(out)!r}),"
+        f" now=datetime.fromisoformat({NOW.isoformat()!r}));"
+        "print('calendar.ics' in r.report.written, 'icalendar' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["True", "False"]
+    assert b"BEGIN:VTIMEZONE\r\nTZID:America/Toronto" in (out / "calendar.ics").read_bytes()
+
+
+def test_a_changed_tz_database_entry_makes_the_vtimezone_again(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, out = tree(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    made: list[str] = []
+    real = ics._vtimezone
+    monkeypatch.setattr(ics, "_vtimezone", lambda *zone: made.append(zone[0]) or real(*zone))
+    edit(root / TALK, "Room 1", "Room 2")
+    pipeline.build(root, out, now=NOW)
+    assert made == []  # kept from the last build
+    monkeypatch.setattr(ics, "_tz_entry", lambda tzid: b"an updated entry for " + tzid.encode())
+    ics._zone_source.cache_clear()
+    edit(root / TALK, "Room 2", "Room 3")
+    pipeline.build(root, out, now=NOW)
+    ics._zone_source.cache_clear()
+    assert "America/Toronto" in made
