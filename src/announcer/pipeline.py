@@ -13,10 +13,8 @@ behind and the next build records the same change again.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,7 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from announcer import __version__, buildstate, workers
+from announcer import __version__, buildstate, heap, workers
 from announcer import ledger as ledgers
 from announcer.adapters.base import (
     GROUP,
@@ -115,7 +113,7 @@ def build(
     never records a change that was not published. ``jobs`` is how many
     processes render (default: one per core); the output does not depend on it.
     """
-    with _collector_paused():
+    with heap.paused():
         return _build(project.resolve(), out, now, adapters, base_url, save_ledger, jobs)
 
 
@@ -335,39 +333,10 @@ def _publish(
 ) -> WriteReport:
     """Prepare, render and publish, with the loaded model set aside from the collector."""
     share = _sharing(context, jobs)
-    with _settled_heap():
+    with heap.rendering():
         prepare(context, adapters, share)
         files = render(context, adapters)
         return publish(files, target, last.outputs, share, last.folders, recall)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """A build keeps what it loads to the end (the model, the ledger, the last build's
-    record), so the cyclic collector would only walk it again and again: at 10,000
-    events, 0.3 s of a one-change rebuild. It runs only while files are rendered."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@contextmanager
-def _settled_heap() -> Iterator[None]:
-    """Rendering makes garbage with cycles (template contexts), so the collector runs, but
-    everything loaded so far is set aside from it: walking the model at every collection
-    was a third of rendering at 10,000 events, and forked workers do not copy the pages
-    the collector would write to."""
-    gc.freeze()
-    gc.enable()
-    try:
-        yield
-    finally:
-        gc.disable()
-        gc.unfreeze()
 
 
 def _sharing(context: BuildContext, jobs: int | None) -> publishing.Share:
