@@ -10,6 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from announcer import markup, urls
 from announcer.load import load_site
 from announcer.model import Event, Site
@@ -296,6 +298,48 @@ def test_markdown_is_rendered_and_sanitised(site_project: Path, tmp_path: Path) 
     assert "<em>emphase</em>" in html
     assert '<a href="https://example.org/zoe" rel="noopener nofollow">sa page</a>' in html
     assert "<code>&lt;/script&gt;</code>" in html
+
+
+def test_markdown_the_rust_renderer_panics_on_renders_quietly(
+    make_project: MakeProject, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """markdown-it-pyrs 0.4.0 panics on a backtick left open in a bracket, and prints
+    the panic; such a text goes to markdown-it-py, which follows the same rules."""
+    awkward = "See [`the notes and *this*"
+    assert markup.to_html(awkward) == "<p>See [`the notes and <em>this</em></p>\n"
+    root = make_project(
+        {
+            "series/s/series.yaml": "title: S\ntimezone: America/Toronto\n",
+            "series/s/events/talk.yaml": f"title: T\nstart: 2027-01-08 12:00\nabstract: '{awkward}'\n",
+        }
+    )
+    build_into(root, tmp_path / "out", EARLY)
+    assert "<em>this</em>" in (tmp_path / "out/s/talk/index.html").read_text()
+    assert "panicked" not in capfd.readouterr().err
+
+
+def test_a_panic_of_the_rust_renderer_falls_back_to_the_python_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """For a panic no known text triggers: caught as what it is, and nothing else."""
+
+    class PanicException(BaseException):  # pyo3's, by name: it has no importable home
+        pass
+
+    class Panicking:
+        def render(self, source: str) -> str:
+            raise PanicException("index out of bounds")
+
+    monkeypatch.setattr(markup, "_MD", Panicking())
+    assert markup._render("*plain*") == "<p><em>plain</em></p>\n"
+
+    class Interrupting:
+        def render(self, source: str) -> str:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(markup, "_MD", Interrupting())
+    with pytest.raises(KeyboardInterrupt):
+        markup._render("*plain*")
 
 
 def test_pages_take_the_language_of_their_series(site_project: Path, tmp_path: Path) -> None:

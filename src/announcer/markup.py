@@ -13,34 +13,39 @@ from __future__ import annotations
 
 import html as htmllib
 import re
+from functools import cache
+from typing import TYPE_CHECKING
 
 import markdown_it_pyrs
 import nh3
 
 from announcer.workers import memo
 
+if TYPE_CHECKING:
+    import markdown_it
+
 # CommonMark without raw HTML: every core rule but html_block and html_inline.
-_MD = markdown_it_pyrs.MarkdownIt("zero").enable_many(
-    [
-        "blockquote",
-        "code",
-        "fence",
-        "heading",
-        "hr",
-        "lheading",
-        "list",
-        "paragraph",
-        "reference",
-        "autolink",
-        "backticks",
-        "emphasis",
-        "entity",
-        "escape",
-        "image",
-        "link",
-        "newline",
-    ]
-)
+_RULES = [
+    "blockquote",
+    "code",
+    "fence",
+    "heading",
+    "hr",
+    "lheading",
+    "list",
+    "paragraph",
+    "reference",
+    "autolink",
+    "backticks",
+    "emphasis",
+    "entity",
+    "escape",
+    "image",
+    "link",
+    "newline",
+]
+# (The stubs want the rule names as literals; they are the names listed above.)
+_MD = markdown_it_pyrs.MarkdownIt("zero").enable_many(_RULES)  # type: ignore[arg-type]
 
 _TAGS = {
     "p",
@@ -75,7 +80,7 @@ _BLOCK_END = {"/p", "/h3", "/h4", "/h5", "/h6", "/blockquote", "/pre", "hr"}
 @memo()
 def to_html(source: str) -> str:
     """Safe HTML for ``source``; raw HTML in the Markdown is shown as text, not run."""
-    rendered = _MD.render(source)
+    rendered = _render(source)
     rendered = _HEADING_TAG.sub(lambda m: f"<{m[1]}{_HEADINGS['h' + m[2]]}>", rendered)
     return nh3.clean(
         rendered,
@@ -84,6 +89,33 @@ def to_html(source: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener nofollow",
     )
+
+
+def _render(source: str) -> str:
+    """markdown-it's HTML for ``source``.
+
+    The Rust implementation panics on a backtick left open inside a bracket
+    (``[`x``, in 0.4.0), and prints the panic before it can be caught. Text with
+    both goes to the Python implementation, which follows the same rules; any
+    other panic is caught, so one odd abstract cannot stop a build.
+    """
+    if "`" in source and "[" in source:
+        return str(_python_markdown().render(source))
+    try:
+        return str(_MD.render(source))
+    except Exception:
+        raise
+    except BaseException as exc:  # a Rust panic is a BaseException; let interrupts through
+        if type(exc).__name__ != "PanicException":
+            raise
+    return str(_python_markdown().render(source))
+
+
+@cache
+def _python_markdown() -> markdown_it.MarkdownIt:
+    import markdown_it  # imported only for the inputs the Rust implementation cannot take
+
+    return markdown_it.MarkdownIt("zero").enable(_RULES)
 
 
 @memo()
