@@ -36,7 +36,7 @@ Folders = dict[str, Stat]
 T = TypeVar("T")
 Share = Callable[[Callable[[range], list[Any]], int], list[Any]]
 """Runs a task over ``range(count)`` in chunks and returns the results in order."""
-Staged = tuple[bool, int, str | None]  # (written, size, key); the parent stats unchanged files
+Staged = tuple[Stat | None, int, str | None]  # (stat if written, size, key)
 Todo = tuple[str, OutputFile | LazyFile, str | None]  # (path, file, key unless worked out later)
 
 
@@ -107,9 +107,9 @@ class _Stager:
         staged = share(lambda chunk: [self._stage(*todo[i]) for i in chunk], len(todo))
         for (relative, item, _), (written, size, key) in zip(todo, staged, strict=True):
             self._note(item, size)
-            if written:
+            if written is not None:  # its stat as staged: a rename keeps size, mtime and inode
                 self.report.written.append(relative)
-                self.report.recorded[relative] = (key, (size, 0, 0))  # stat set after the move
+                self.report.recorded[relative] = (key, written)
             else:
                 self.report.unchanged.append(relative)
                 self._record(relative, key, self.out / relative)
@@ -171,14 +171,16 @@ class _Stager:
         else:
             data = item.data
         if _same(self.out / relative, data):
-            return False, len(data), key
+            return None, len(data), key
         folder, _, _ = relative.rpartition("/")
         if folder not in self.folders:
             os.makedirs(self.stage / folder, exist_ok=True)
             self.folders.add(folder)
         with open(self.stage / relative, "wb") as handle:
             handle.write(data)
-        return True, len(data), key
+            handle.flush()
+            found = os.fstat(handle.fileno())
+        return (found.st_size, found.st_mtime_ns, found.st_ino), len(data), key
 
     def _trusted(self, relative: str, key: str) -> bool:
         known = self.previous.get(relative)
@@ -283,7 +285,10 @@ def _settled(out: Path, seen: Folders, report: WriteReport) -> Folders:
 
 
 def _commit(stage: Path, out: Path, report: WriteReport) -> None:
-    """Move the staged files into place and drop the stale ones; the first build renames all."""
+    """Move the staged files into place and drop the stale ones; the first build renames all.
+
+    A rename keeps a file's size, mtime and inode, so each is recorded as it was staged.
+    """
     if not out.is_dir():
         stage.mkdir(parents=True, exist_ok=True)
         os.replace(stage, out)
@@ -295,10 +300,6 @@ def _commit(stage: Path, out: Path, report: WriteReport) -> None:
         for relative in report.removed:
             (out / relative).unlink(missing_ok=True)
         _prune(out, report.removed)
-    for relative in report.written:
-        found = stat_of(out / relative)
-        if found is not None:
-            report.recorded[relative] = (report.recorded[relative][0], found)
 
 
 def _prune(out: Path, removed: list[str]) -> None:
