@@ -269,7 +269,9 @@ def _listing(root: str, folder: str) -> tuple[list[str], list[str]]:
 
 def _settled(out: Path, seen: Folders, report: WriteReport) -> Folders:
     """The folders' stat for the next build: those this build changed, taken again; any
-    changed too recently to tell a later change from this one, left out (listed next time)."""
+    changed too recently to tell a later change from this one, left out (listed next time),
+    and so are its parents: a folder trusted as it was lists only the subfolders recorded
+    in it, so one left out under a trusted parent would never be visited again."""
     touched = {""}
     for relative in (*report.written, *report.removed):
         parts = relative.split("/")[:-1]
@@ -281,7 +283,12 @@ def _settled(out: Path, seen: Folders, report: WriteReport) -> Folders:
         if stat is not None:
             found[folder] = stat
     now = time.time_ns()
-    return {folder: stat for folder, stat in found.items() if written_before(stat[1], now)}
+    settled = {folder: stat for folder, stat in found.items() if written_before(stat[1], now)}
+    for folder in found.keys() - settled.keys():
+        while folder:
+            folder = folder.rpartition("/")[0]
+            settled.pop(folder, None)
+    return settled
 
 
 def _commit(stage: Path, out: Path, report: WriteReport) -> None:
