@@ -78,7 +78,12 @@ class Recall:
         changed.update(last_tokens.keys() - now_tokens.keys())
         return cls(now_scope, now_tokens, last_prints, changed)
 
+    def note(self, path: str, depends: Depends) -> str:
+        """Record, for the next build, what ``path`` shows; its fingerprint."""
+        found = self.fingerprints[path] = fingerprint(depends)
+        return found
+
     def unchanged(self, path: str, depends: Depends) -> bool:
         """Whether the last key of ``path`` still holds; notes its fingerprint either way."""
-        found = self.fingerprints[path] = fingerprint(depends)
+        found = self.note(path, depends)
         return self.previous.get(path) == found and self.changed.isdisjoint(depends.events)

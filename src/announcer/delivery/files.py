@@ -130,8 +130,9 @@ class _Stager:
                     f"two outputs want to write {relative}; check the adapters in 'outputs'"
                 )
             seen.add(relative)
-            if relative not in self.previous:
-                self._key(relative, item, defer=True)  # notes what the file depends on
+            if relative not in self.previous:  # nothing to keep: its key comes with it
+                if isinstance(item, LazyFile) and item.depends is not None:
+                    self.recall.note(relative, item.depends)
                 todo.append((relative, item, None))
                 continue
             key = self._key(relative, item)
@@ -143,7 +144,7 @@ class _Stager:
                 todo.append((relative, item, key))
         return todo
 
-    def _key(self, relative: str, item: OutputFile | LazyFile, defer: bool = False) -> str | None:
+    def _key(self, relative: str, item: OutputFile | LazyFile) -> str | None:
         """The item's key: the last build's when nothing it depends on changed."""
         if not isinstance(item, LazyFile):
             return None
@@ -152,8 +153,6 @@ class _Stager:
             if known is not None and known[0] is not None:
                 self.recall.recalled += 1
                 return known[0]
-        if defer:
-            return None
         return item.key() if callable(item.key) else item.key
 
     def _note(self, item: OutputFile | LazyFile, size: int) -> None:
