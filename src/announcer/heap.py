@@ -44,5 +44,6 @@ def rendering() -> Iterator[None]:
 
 
 def set_aside() -> None:
-    """Keep everything that exists now out of the collections to come."""
+    """Keep everything that exists now out of the collections to come: only inside
+    :func:`rendering`, which takes it all back at its end."""
     gc.freeze()

@@ -101,9 +101,8 @@ class _Stager:
         self.folders: set[str] = set()
 
     def run(self, files: Iterable[OutputFile | LazyFile], share: Share) -> None:
-        with heap.paused():  # twenty thousand files listed, kept to the end
+        with heap.paused():  # a record per file, kept to the end
             todo = self._untrusted(files)
-            heap.set_aside()
         staged = share(lambda chunk: [self._stage(*todo[i]) for i in chunk], len(todo))
         for (relative, item, _), (written, size, key) in zip(todo, staged, strict=True):
             self._note(item, size)
