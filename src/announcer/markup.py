@@ -103,9 +103,7 @@ def _render(source: str) -> str:
         return str(_python_markdown().render(source))
     try:
         return str(_MD.render(source))
-    except Exception:
-        raise
-    except BaseException as exc:  # a Rust panic is a BaseException; let interrupts through
+    except BaseException as exc:  # a Rust panic is a BaseException; anything else goes on
         if type(exc).__name__ != "PanicException":
             raise
     return str(_python_markdown().render(source))
