@@ -28,6 +28,7 @@ from announcer.adapters.base import (
     GROUP,
     BuildContext,
     Fragments,
+    Kept,
     LazyFile,
     OutputAdapter,
     OutputFile,
@@ -165,6 +166,8 @@ def _build(
         (state.scope, state.tokens, state.depends),
         (len(context.fragments.known), state.pieces),
     )
+    recall.keep(state.outputs, target)
+    context.kept = recall.kept
     report = _publish(context, chosen, target, state, jobs, recall)
     saved = save_ledger and ledgers.save(ledger, ledger_path)
     if saved:  # what the next build will read
@@ -339,7 +342,9 @@ def _publish(
         return publish(files, target, last.outputs, share, last.folders, recall)
 
 
-def _listed(context: BuildContext, adapters: list[OutputAdapter]) -> list[OutputFile | LazyFile]:
+def _listed(
+    context: BuildContext, adapters: list[OutputAdapter]
+) -> list[OutputFile | LazyFile | Kept]:
     """Every file of every adapter: twenty thousand objects kept to the end of the build,
     made with the collector paused and then set aside, or every collection while
     rendering would walk them again (half the time listing them took)."""
@@ -385,7 +390,9 @@ def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publish
         )
 
 
-def render(context: BuildContext, adapters: list[OutputAdapter]) -> Iterator[OutputFile | LazyFile]:
+def render(
+    context: BuildContext, adapters: list[OutputAdapter]
+) -> Iterator[OutputFile | LazyFile | Kept]:
     """Every file of every adapter, one at a time."""
     for adapter in adapters:
         yield from adapter.files(context)

@@ -14,7 +14,10 @@ events and the settings alone. So each build records:
 
 The next build takes a file's last key when the scope is the same, its
 fingerprint is the same (no event joined or left it) and none of its events'
-tokens moved; any other file's key is worked out as before.
+tokens moved; any other file's key is worked out as before. A file that
+showed one event alone, unchanged and intact since, need not even be listed:
+adapters yield it as :class:`~announcer.adapters.base.Kept`
+(:meth:`Recall.keep`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from announcer.adapters.base import BuildContext, Depends
-from announcer.buildstate import digest
+from announcer.buildstate import Stat, digest, stat_of
 
 GROWTH = 1.5
 """A store of kept pieces this many times the size it had when every key was last worked
@@ -54,6 +58,7 @@ class Recall:
     changed: AbstractSet[str] = frozenset()
     fingerprints: dict[str, str] = field(default_factory=dict)
     recalled: int = 0  # keys taken from the last build
+    kept: AbstractSet[str] = frozenset()  # files adapters may leave unlisted (keep)
 
     @classmethod
     def start(
@@ -87,3 +92,22 @@ class Recall:
         """Whether the last key of ``path`` still holds; notes its fingerprint either way."""
         found = self.note(path, depends)
         return self.previous.get(path) == found and self.changed.isdisjoint(depends.events)
+
+    def keep(self, recorded: Mapping[str, tuple[str | None, Stat]], folder: Path) -> None:
+        """Find the files adapters may yield as Kept: the last build wrote them from a key,
+        showing one event (its fingerprint is the event's key, and event keys hold a '/',
+        digests never do), that event is still here and unchanged, and the file is on
+        disk as that build left it; a stat each, as checking a listed file costs."""
+        root, found = str(folder), set()
+        for path, shown in self.previous.items():
+            if "/" not in shown or shown in self.changed or shown not in self.tokens:
+                continue
+            known = recorded.get(path)
+            if known is not None and known[0] is not None and stat_of(f"{root}/{path}") == known[1]:
+                found.add(path)
+        self.kept = frozenset(found)
+
+    def kept_file(self, path: str) -> None:
+        """Carry a file kept unlisted over to the next build, as if listed and recalled."""
+        self.fingerprints[path] = self.previous[path]
+        self.recalled += 1

@@ -22,7 +22,14 @@ from markupsafe import Markup
 
 from announcer import urls
 from announcer.adapters import addto, jsonld, listing
-from announcer.adapters.base import BuildContext, Depends, LazyFile, OutputAdapter, OutputFile
+from announcer.adapters.base import (
+    BuildContext,
+    Depends,
+    Kept,
+    LazyFile,
+    OutputAdapter,
+    OutputFile,
+)
 from announcer.adapters.ics import in_window
 from announcer.buildstate import digest
 from announcer.i18n import labels
@@ -64,7 +71,7 @@ class HtmlAdapter(OutputAdapter):
     name = "html"
     incremental = True
 
-    def files(self, context: BuildContext) -> Iterator[OutputFile | LazyFile]:
+    def files(self, context: BuildContext) -> Iterator[OutputFile | LazyFile | Kept]:
         pages = _Pages(context)
         yield OutputFile(urls.STYLESHEET, (STATIC / "style.css").read_bytes())
         by_series, by_tag = listing.shown_groups(context)
@@ -250,7 +257,7 @@ class _Pages:
             calendar=calendar,
         )
 
-    def event_pages(self, event: Event, series: Series) -> Iterator[LazyFile]:
+    def event_pages(self, event: Event, series: Series) -> Iterator[LazyFile | Kept]:
         """An event's pages, rendered only when the event, its series or the clock moved them."""
         if event.repeat is None:
             yield self._keyed(event, series, None, lambda: self.event_page(event, series))
@@ -267,7 +274,10 @@ class _Pages:
 
     def _keyed(
         self, event: Event, series: Series, recurring: Event | None, make: Callable[[], OutputFile]
-    ) -> LazyFile:
+    ) -> LazyFile | Kept:
+        path = urls.event_page(event)
+        if path in self.context.kept:
+            return Kept(path)
         overridden = bool(self.context.overrides(series.slug))
 
         def key() -> str:
@@ -283,7 +293,7 @@ class _Pages:
         # An override may show anything at all, so only the full key can tell.
         parts = (event.key,) if recurring is None else (event.key, recurring.key)
         depends = None if overridden else Depends(parts)
-        return LazyFile(urls.event_page(event), lambda: make().data, key, depends)
+        return LazyFile(path, lambda: make().data, key, depends)
 
     def recurring_page(self, event: Event, series: Series) -> OutputFile:
         return self.render(

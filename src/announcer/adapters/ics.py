@@ -21,7 +21,14 @@ from zoneinfo import ZoneInfo
 
 from announcer import markup, urls
 from announcer.adapters import listing
-from announcer.adapters.base import BuildContext, Depends, LazyFile, OutputAdapter, OutputFile
+from announcer.adapters.base import (
+    BuildContext,
+    Depends,
+    Kept,
+    LazyFile,
+    OutputAdapter,
+    OutputFile,
+)
 from announcer.adapters.icstext import Lines, day, local, text, utc
 from announcer.buildstate import digest
 from announcer.i18n import labels
@@ -43,7 +50,7 @@ class IcsAdapter(OutputAdapter):
         for event in events:
             writer.vevents(event)
 
-    def files(self, context: BuildContext) -> Iterator[LazyFile]:
+    def files(self, context: BuildContext) -> Iterator[LazyFile | Kept]:
         writer = _Writer(context)
         site = context.site
         everything = in_window(site, context.now)
@@ -211,9 +218,11 @@ class _Writer:
             )
         return self.zones[key]
 
-    def event_file(self, event: Event, series: Series) -> LazyFile:
+    def event_file(self, event: Event, series: Series) -> LazyFile | Kept:
         """``event.ics``: rendered only when the event or what it shows changed."""
         path = urls.event_ics(event)
+        if path in self.context.kept:
+            return Kept(path)
         return LazyFile(
             path,
             lambda: self.calendar(path, event.title, "", [event], series).data,

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from announcer import heap
-from announcer.adapters.base import LazyFile, OutputFile
+from announcer.adapters.base import Kept, LazyFile, OutputFile
 from announcer.buildstate import Stat, stat_of, written_before
 from announcer.errors import AnnouncerError
 from announcer.recall import Recall
@@ -60,7 +60,7 @@ class WriteReport:
 
 
 def publish(
-    files: Iterable[OutputFile | LazyFile],
+    files: Iterable[OutputFile | LazyFile | Kept],
     out: Path,
     previous: Recorded | None = None,
     share: Share = in_order,
@@ -100,7 +100,7 @@ class _Stager:
         self.recall = recall
         self.folders: set[str] = set()
 
-    def run(self, files: Iterable[OutputFile | LazyFile], share: Share) -> None:
+    def run(self, files: Iterable[OutputFile | LazyFile | Kept], share: Share) -> None:
         with heap.paused():  # a record per file, kept to the end
             todo = self._untrusted(files)
         staged = share(lambda chunk: [self._stage(*todo[i]) for i in chunk], len(todo))
@@ -113,7 +113,7 @@ class _Stager:
                 self.report.unchanged.append(relative)
                 self._record(relative, key, self.out / relative)
 
-    def _untrusted(self, files: Iterable[OutputFile | LazyFile]) -> list[Todo]:
+    def _untrusted(self, files: Iterable[OutputFile | LazyFile | Kept]) -> list[Todo]:
         """Every file to make, in order; files the last build made from the same key are kept.
 
         The key of a file the last build did not write cannot spare its making, so it
@@ -129,6 +129,9 @@ class _Stager:
                     f"two outputs want to write {relative}; check the adapters in 'outputs'"
                 )
             seen.add(relative)
+            if isinstance(item, Kept):
+                self._keep(relative)
+                continue
             if relative not in self.previous:  # nothing to keep: its key comes with it
                 if isinstance(item, LazyFile) and item.depends is not None:
                     self.recall.note(relative, item.depends)
@@ -142,6 +145,16 @@ class _Stager:
             else:
                 todo.append((relative, item, key))
         return todo
+
+    def _keep(self, relative: str) -> None:
+        if relative not in self.recall.kept:
+            raise AnnouncerError(
+                f"an output adapter kept {relative} as the last build wrote it, "
+                "but this build cannot vouch for it (see OutputAdapter: Kept)"
+            )
+        self.recall.kept_file(relative)
+        self.report.unchanged.append(relative)
+        self.report.recorded[relative] = self.previous[relative]
 
     def _key(self, relative: str, item: OutputFile | LazyFile) -> str | None:
         """The item's key: the last build's when nothing it depends on changed."""
