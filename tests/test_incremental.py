@@ -21,17 +21,9 @@ import pytest
 
 from announcer import buildstate, pipeline
 from announcer.adapters import ics
-from announcer.adapters.base import (
-    BuildContext,
-    Kept,
-    LazyFile,
-    OutputAdapter,
-    OutputFile,
-    select,
-)
+from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, OutputFile, select
 from announcer.buildstate import stat_of
 from announcer.delivery import files as publishing
-from announcer.errors import AnnouncerError
 from announcer.load import project as project_loader
 from tests.conftest import NOW, MakeProject
 
@@ -564,63 +556,46 @@ def test_a_change_works_out_keys_only_for_the_files_that_hold_the_event(
     }  # fmt: skip
 
 
-def listed(monkeypatch: pytest.MonkeyPatch) -> list[OutputFile | LazyFile | Kept]:
-    """What the adapters yield in the builds from now on."""
-    found: list[OutputFile | LazyFile | Kept] = []
+def listed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths the adapters list in the builds from now on."""
+    found: list[str] = []
     real = pipeline.render
 
     def recording(
         context: BuildContext, adapters: list[OutputAdapter]
-    ) -> Iterator[OutputFile | LazyFile | Kept]:
+    ) -> Iterator[OutputFile | LazyFile]:
         for item in real(context, adapters):
-            found.append(item)
+            found.append(item.path)
             yield item
 
     monkeypatch.setattr(pipeline, "render", recording)
     return found
 
 
-def test_the_files_of_unchanged_events_are_kept_without_being_listed(
+def test_the_own_files_of_unchanged_events_are_kept_without_being_listed(
     make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, out = two_series(make_project), tmp_path / "out"
     pipeline.build(root, out, now=NOW)
     before = {path: stat_of(out / path) for path in contents(out)}
-    items = listed(monkeypatch)
+    own = {f"{e}/{name}" for e in ("a/one", "a/two", "b/three") for name in ("index.html", "event.ics")}
+    paths = listed(monkeypatch)
     edit(root / "series/b/events/three.yaml", "title: Three", "title: Three, revised")
     result = pipeline.build(root, out, now=NOW)
-    kept = {item.path for item in items if isinstance(item, Kept)}
+    kept = own - set(paths)
     assert kept == {"a/one/index.html", "a/one/event.ics", "a/two/index.html", "a/two/event.ics"}
-    assert {"b/three/index.html", "b/three/event.ics"} <= set(result.report.written)
     assert all(stat_of(out / path) == before[path] for path in kept)
     assert kept <= set(result.report.unchanged)
-    items.clear()
+    assert {"b/three/index.html", "b/three/event.ics"} <= set(result.report.written)
+    assert "tags/red/calendar.ics" in paths  # shows a/one alone, but is not its own
+    paths.clear()
     edit(root / "series/a/events/one.yaml", "title: One", "title: One, revised")
     again = pipeline.build(root, out, now=NOW)  # a kept file is kept again
-    assert {item.path for item in items if isinstance(item, Kept)} == {
+    assert own - set(paths) == {
         "a/two/index.html", "a/two/event.ics", "b/three/index.html", "b/three/event.ics",
     }  # fmt: skip
     assert {"a/one/index.html", "a/one/event.ics"} <= set(again.report.written)
     assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)
-
-
-class KeepsEverything(OutputAdapter):
-    name = "keeps-everything"
-    incremental = True
-
-    def files(self, context: BuildContext) -> Iterator[Kept]:
-        yield Kept("notes.txt")
-
-
-def test_an_adapter_keeping_a_file_the_build_cannot_vouch_for_fails_the_build(
-    make_project: MakeProject, tmp_path: Path
-) -> None:
-    root, out = tree(make_project), tmp_path / "out"
-    pipeline.build(root, out, now=NOW)
-    before = contents(out)
-    with pytest.raises(AnnouncerError, match=r"kept notes\.txt as the last build wrote it"):
-        pipeline.build(root, out, now=NOW, adapters=[*select(None), KeepsEverything()])
-    assert contents(out) == before
 
 
 def test_a_ledger_changed_alone_reaches_calendars_and_feeds(

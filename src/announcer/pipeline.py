@@ -28,7 +28,6 @@ from announcer.adapters.base import (
     GROUP,
     BuildContext,
     Fragments,
-    Kept,
     LazyFile,
     OutputAdapter,
     OutputFile,
@@ -342,9 +341,7 @@ def _publish(
         return publish(files, target, last.outputs, share, last.folders, recall)
 
 
-def _listed(
-    context: BuildContext, adapters: list[OutputAdapter]
-) -> list[OutputFile | LazyFile | Kept]:
+def _listed(context: BuildContext, adapters: list[OutputAdapter]) -> list[OutputFile | LazyFile]:
     """Every file of every adapter: twenty thousand objects kept to the end of the build,
     made with the collector paused and then set aside, or every collection while
     rendering would walk them again (half the time listing them took)."""
@@ -390,9 +387,7 @@ def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publish
         )
 
 
-def render(
-    context: BuildContext, adapters: list[OutputAdapter]
-) -> Iterator[OutputFile | LazyFile | Kept]:
+def render(context: BuildContext, adapters: list[OutputAdapter]) -> Iterator[OutputFile | LazyFile]:
     """Every file of every adapter, one at a time."""
     for adapter in adapters:
         yield from adapter.files(context)

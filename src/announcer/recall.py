@@ -14,15 +14,14 @@ events and the settings alone. So each build records:
 
 The next build takes a file's last key when the scope is the same, its
 fingerprint is the same (no event joined or left it) and none of its events'
-tokens moved; any other file's key is worked out as before. A file that
-showed one event alone, unchanged and intact since, need not even be listed:
-adapters yield it as :class:`~announcer.adapters.base.Kept`
-(:meth:`Recall.keep`).
+tokens moved; any other file's key is worked out as before. An event's own
+file (``Depends(own=True)``), its event unchanged and the file intact since,
+need not even be listed (:meth:`Recall.keep`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 from announcer.adapters.base import BuildContext, Depends
 from announcer.buildstate import Stat, digest, stat_of
 
+OWN = "\x1e"  # starts the fingerprint of an event's own file; keys and digests never do
 GROWTH = 1.5
 """A store of kept pieces this many times the size it had when every key was last worked
 out is pruned: every key is worked out once more (see :meth:`Recall.start`)."""
@@ -41,10 +41,10 @@ def scope(context: BuildContext, options: str) -> str:
 
 
 def fingerprint(depends: Depends) -> str:
-    """Which events a file shows and what else chose them; an event's own file is
-    fingerprinted by the event's key (the same string object, so stored once)."""
+    """Which events a file shows and what else chose them; a file showing one event is
+    fingerprinted by the event's key, marked when it is the event's own."""
     if len(depends.events) == 1 and not depends.shape:
-        return depends.events[0]
+        return OWN + depends.events[0] if depends.own else depends.events[0]
     return digest("depends", depends.shape, "\x1f".join(depends.events))
 
 
@@ -58,7 +58,7 @@ class Recall:
     changed: AbstractSet[str] = frozenset()
     fingerprints: dict[str, str] = field(default_factory=dict)
     recalled: int = 0  # keys taken from the last build
-    kept: AbstractSet[str] = frozenset()  # files adapters may leave unlisted (keep)
+    kept: AbstractSet[str] = frozenset()  # own files kept, listed or not (keep)
 
     @classmethod
     def start(
@@ -94,20 +94,23 @@ class Recall:
         return self.previous.get(path) == found and self.changed.isdisjoint(depends.events)
 
     def keep(self, recorded: Mapping[str, tuple[str | None, Stat]], folder: Path) -> None:
-        """Find the files adapters may yield as Kept: the last build wrote them from a key,
-        showing one event (its fingerprint is the event's key, and event keys hold a '/',
-        digests never do), that event is still here and unchanged, and the file is on
-        disk as that build left it; a stat each, as checking a listed file costs."""
+        """Find the own files to keep: the last build wrote them from a key, their event is
+        still here and unchanged, and each is on disk as that build left it (a stat each,
+        what checking a listed file costs)."""
         root, found = str(folder), set()
         for path, shown in self.previous.items():
-            if "/" not in shown or shown in self.changed or shown not in self.tokens:
+            if shown[:1] != OWN:
+                continue
+            event = shown[1:]
+            if event in self.changed or event not in self.tokens:
                 continue
             known = recorded.get(path)
             if known is not None and known[0] is not None and stat_of(f"{root}/{path}") == known[1]:
                 found.add(path)
         self.kept = frozenset(found)
 
-    def kept_file(self, path: str) -> None:
-        """Carry a file kept unlisted over to the next build, as if listed and recalled."""
-        self.fingerprints[path] = self.previous[path]
-        self.recalled += 1
+    def carry(self, paths: Iterable[str]) -> None:
+        """Carry kept files left unlisted over to the next build, as if listed and recalled."""
+        before = len(self.fingerprints)
+        self.fingerprints.update((path, self.previous[path]) for path in paths)
+        self.recalled += len(self.fingerprints) - before

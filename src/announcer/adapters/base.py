@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar
 
 from announcer.buildstate import digest
 from announcer.errors import ConfigError
@@ -58,6 +58,10 @@ class Depends:
 
     events: Sequence[str]
     shape: str = ""
+    own: bool = False
+    """The one event's own file (its page, its .ics): it exists exactly while the
+    event does. Such a file need not even be listed when that event has not
+    changed (``BuildContext.kept``)."""
 
 
 @dataclass(frozen=True)
@@ -77,17 +81,6 @@ class LazyFile:
     key: str | Callable[[], str] | None = None
     depends: Depends | None = None
     size_note: Callable[[int], str | None] | None = None
-
-
-class Kept(NamedTuple):
-    """In place of a file whose path is in ``context.kept``: the build keeps it as it is.
-
-    Listing twenty thousand files to find that all but a dozen are as the last
-    build left them was a quarter of a one-event rebuild at 10,000 events; a
-    Kept costs a tuple, not a file with its key, its fingerprint and two closures.
-    """
-
-    path: str
 
 
 class Fragments:
@@ -156,7 +149,7 @@ class BuildContext:
     warnings: list[str] = field(default_factory=list)
     fragments: Fragments = field(default_factory=Fragments)
     inputs_key: str = ""  # a digest of every input, for outputs that may show anything
-    kept: AbstractSet[str] = frozenset()  # files an adapter may yield as Kept (see there)
+    kept: AbstractSet[str] = frozenset()  # own files kept as they are (see OutputAdapter)
     # Asked for tens of thousands of times per build: dictionaries of their own.
     _identities: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _stamps: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -292,21 +285,19 @@ class OutputAdapter(ABC):
     worker processes: keep them to reading the context and storing fragments,
     and yield expensive files as LazyFile so that iterating ``files`` is cheap.
 
-    ``context.kept`` holds the files the last build wrote with a single event
-    as their :class:`Depends` (``Depends((key,))``, no shape), that event
-    unchanged since and the file as that build left it. Yield ``Kept(path)``
-    for such a path, before even making its LazyFile, and the build keeps the
-    file: the LazyFile would have taken the last build's key anyway. Only for
-    a file whose Depends would again be that one event and which has no
-    ``size_note`` (a kept file is not even looked at); a path not in
-    ``context.kept`` yielded as Kept fails the build.
+    ``context.kept`` holds the paths of files the last build wrote as an
+    event's own (``Depends((key,), own=True)``), that event unchanged since
+    and each file as that build left it. The build keeps them whether or not
+    ``files`` lists them; leave them out (check before making the LazyFile),
+    for listing twenty thousand files to find the dozen that changed was a
+    quarter of a one-event rebuild at 10,000 events.
     """
 
     name: ClassVar[str]
     incremental: ClassVar[bool] = False
 
     @abstractmethod
-    def files(self, context: BuildContext) -> Iterable[OutputFile | LazyFile | Kept]:
+    def files(self, context: BuildContext) -> Iterable[OutputFile | LazyFile]:
         """Every file this adapter contributes to the output tree."""
 
     def prepare(self, context: BuildContext, events: Sequence[Event]) -> None:  # noqa: B027

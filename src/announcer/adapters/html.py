@@ -22,14 +22,7 @@ from markupsafe import Markup
 
 from announcer import urls
 from announcer.adapters import addto, jsonld, listing
-from announcer.adapters.base import (
-    BuildContext,
-    Depends,
-    Kept,
-    LazyFile,
-    OutputAdapter,
-    OutputFile,
-)
+from announcer.adapters.base import BuildContext, Depends, LazyFile, OutputAdapter, OutputFile
 from announcer.adapters.ics import in_window
 from announcer.buildstate import digest
 from announcer.i18n import labels
@@ -71,7 +64,7 @@ class HtmlAdapter(OutputAdapter):
     name = "html"
     incremental = True
 
-    def files(self, context: BuildContext) -> Iterator[OutputFile | LazyFile | Kept]:
+    def files(self, context: BuildContext) -> Iterator[OutputFile | LazyFile]:
         pages = _Pages(context)
         yield OutputFile(urls.STYLESHEET, (STATIC / "style.css").read_bytes())
         by_series, by_tag = listing.shown_groups(context)
@@ -257,14 +250,15 @@ class _Pages:
             calendar=calendar,
         )
 
-    def event_pages(self, event: Event, series: Series) -> Iterator[LazyFile | Kept]:
-        """An event's pages, rendered only when the event, its series or the clock moved them."""
+    def event_pages(self, event: Event, series: Series) -> Iterator[LazyFile]:
+        """An event's pages, rendered only when the event, its series or the clock moved them;
+        listed only when the last build's page may not serve."""
+        if urls.event_page(event) not in self.context.kept:
+            render = self.event_page if event.repeat is None else self.recurring_page
+            yield self._keyed(event, series, None, partial(render, event, series))
         if event.repeat is None:
-            yield self._keyed(event, series, None, lambda: self.event_page(event, series))
             return
-        occurrences = expand(event)
-        yield self._keyed(event, series, None, lambda: self.recurring_page(event, series))
-        for occurrence in occurrences:
+        for occurrence in expand(event):
             yield self._keyed(
                 occurrence,
                 series,
@@ -274,10 +268,8 @@ class _Pages:
 
     def _keyed(
         self, event: Event, series: Series, recurring: Event | None, make: Callable[[], OutputFile]
-    ) -> LazyFile | Kept:
+    ) -> LazyFile:
         path = urls.event_page(event)
-        if path in self.context.kept:
-            return Kept(path)
         overridden = bool(self.context.overrides(series.slug))
 
         def key() -> str:
@@ -291,8 +283,12 @@ class _Pages:
             )
 
         # An override may show anything at all, so only the full key can tell.
-        parts = (event.key,) if recurring is None else (event.key, recurring.key)
-        depends = None if overridden else Depends(parts)
+        if overridden:
+            depends = None
+        elif recurring is None:
+            depends = Depends((event.key,), own=True)
+        else:  # an occurrence's page goes with its recurring event's
+            depends = Depends((event.key, recurring.key))
         return LazyFile(path, lambda: make().data, key, depends)
 
     def recurring_page(self, event: Event, series: Series) -> OutputFile:

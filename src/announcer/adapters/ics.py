@@ -21,14 +21,7 @@ from zoneinfo import ZoneInfo
 
 from announcer import markup, urls
 from announcer.adapters import listing
-from announcer.adapters.base import (
-    BuildContext,
-    Depends,
-    Kept,
-    LazyFile,
-    OutputAdapter,
-    OutputFile,
-)
+from announcer.adapters.base import BuildContext, Depends, LazyFile, OutputAdapter, OutputFile
 from announcer.adapters.icstext import Lines, day, local, text, utc
 from announcer.buildstate import digest
 from announcer.i18n import labels
@@ -50,7 +43,7 @@ class IcsAdapter(OutputAdapter):
         for event in events:
             writer.vevents(event)
 
-    def files(self, context: BuildContext) -> Iterator[LazyFile | Kept]:
+    def files(self, context: BuildContext) -> Iterator[LazyFile]:
         writer = _Writer(context)
         site = context.site
         everything = in_window(site, context.now)
@@ -64,7 +57,8 @@ class IcsAdapter(OutputAdapter):
                 series,
             )
             for event in series.events:
-                yield writer.event_file(event, series)
+                if urls.event_ics(event) not in context.kept:
+                    yield writer.event_file(event, series)
         _, by_tag = listing.grouped(everything)
         for tag in sorted(by_tag):
             tagged = by_tag[tag]
@@ -218,16 +212,14 @@ class _Writer:
             )
         return self.zones[key]
 
-    def event_file(self, event: Event, series: Series) -> LazyFile | Kept:
+    def event_file(self, event: Event, series: Series) -> LazyFile:
         """``event.ics``: rendered only when the event or what it shows changed."""
         path = urls.event_ics(event)
-        if path in self.context.kept:
-            return Kept(path)
         return LazyFile(
             path,
             lambda: self.calendar(path, event.title, "", [event], series).data,
             lambda: f"{path}\x1f{self._key(event)}",  # the VEVENT's key holds all it shows
-            Depends((event.key,)),
+            Depends((event.key,), own=True),
         )
 
     def vevents(self, event: Event) -> bytes:

@@ -20,12 +20,13 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from announcer import heap
-from announcer.adapters.base import Kept, LazyFile, OutputFile
+from announcer.adapters.base import LazyFile, OutputFile
 from announcer.buildstate import Stat, stat_of, written_before
 from announcer.errors import AnnouncerError
 from announcer.recall import Recall
@@ -60,7 +61,7 @@ class WriteReport:
 
 
 def publish(
-    files: Iterable[OutputFile | LazyFile | Kept],
+    files: Iterable[OutputFile | LazyFile],
     out: Path,
     previous: Recorded | None = None,
     share: Share = in_order,
@@ -100,7 +101,7 @@ class _Stager:
         self.recall = recall
         self.folders: set[str] = set()
 
-    def run(self, files: Iterable[OutputFile | LazyFile | Kept], share: Share) -> None:
+    def run(self, files: Iterable[OutputFile | LazyFile], share: Share) -> None:
         with heap.paused():  # a record per file, kept to the end
             todo = self._untrusted(files)
         staged = share(lambda chunk: [self._stage(*todo[i]) for i in chunk], len(todo))
@@ -113,7 +114,7 @@ class _Stager:
                 self.report.unchanged.append(relative)
                 self._record(relative, key, self.out / relative)
 
-    def _untrusted(self, files: Iterable[OutputFile | LazyFile | Kept]) -> list[Todo]:
+    def _untrusted(self, files: Iterable[OutputFile | LazyFile]) -> list[Todo]:
         """Every file to make, in order; files the last build made from the same key are kept.
 
         The key of a file the last build did not write cannot spare its making, so it
@@ -129,9 +130,6 @@ class _Stager:
                     f"two outputs want to write {relative}; check the adapters in 'outputs'"
                 )
             seen.add(relative)
-            if isinstance(item, Kept):
-                self._keep(relative)
-                continue
             if relative not in self.previous:  # nothing to keep: its key comes with it
                 if isinstance(item, LazyFile) and item.depends is not None:
                     self.recall.note(relative, item.depends)
@@ -144,17 +142,15 @@ class _Stager:
                 self._note(item, self.previous[relative][1][0])
             else:
                 todo.append((relative, item, key))
+        self._keep(self.recall.kept - seen)
         return todo
 
-    def _keep(self, relative: str) -> None:
-        if relative not in self.recall.kept:
-            raise AnnouncerError(
-                f"an output adapter kept {relative} as the last build wrote it, "
-                "but this build cannot vouch for it (see OutputAdapter: Kept)"
-            )
-        self.recall.kept_file(relative)
-        self.report.unchanged.append(relative)
-        self.report.recorded[relative] = self.previous[relative]
+    def _keep(self, kept: AbstractSet[str]) -> None:
+        """Own files of unchanged events, left unlisted: kept as the last build recorded them."""
+        ordered = sorted(kept)  # the record, like the output, the same from build to build
+        self.recall.carry(ordered)
+        self.report.unchanged += ordered
+        self.report.recorded.update((relative, self.previous[relative]) for relative in ordered)
 
     def _key(self, relative: str, item: OutputFile | LazyFile) -> str | None:
         """The item's key: the last build's when nothing it depends on changed."""
