@@ -190,14 +190,25 @@ class _Writer:
 
     def _newest(self, events: Sequence[Event]) -> list[Event]:
         """Newest announcement first; events announced together, latest start first."""
-        ledger = self.context.ledger
-
-        def order(event: Event) -> tuple[datetime, datetime, str]:
-            return ledger.revision(event).first_seen, event.begins, event.key
-
-        ordered = sorted(events, key=order, reverse=True)
+        ranks = self._ranks()
+        if all(event.key in ranks for event in events):
+            ordered = sorted(events, key=lambda event: ranks[event.key])
+        else:  # not among the events shown: an adapter built on this one
+            ordered = sorted(events, key=self._order, reverse=True)
         limit = self.site.feeds.limit
         return ordered if limit is None else ordered[:limit]
+
+    def _order(self, event: Event) -> tuple[datetime, datetime, str]:
+        return self.context.ledger.revision(event).first_seen, event.begins, event.key
+
+    def _ranks(self) -> dict[str, int]:
+        """Every shown event's place in the newest-first order, sorted once per build:
+        every feed is a subset, and sorting each by the ledger cost more than its entries."""
+        found = self.context.cache.get("feeds.ranks")
+        if not isinstance(found, dict):
+            ordered = sorted(listing.shown(self.context), key=self._order, reverse=True)
+            found = self.context.cache["feeds.ranks"] = {e.key: n for n, e in enumerate(ordered)}
+        return found
 
     def _updated(self, chosen: Sequence[Event]) -> datetime:
         """The feed's date: its newest change."""
@@ -251,7 +262,7 @@ class _Writer:
         found = self.keys.get(event.key)
         if found is None:
             settings = self.context.settings_key(event.series)
-            found = self.keys[event.key] = digest("entry", settings, self.context.stamp(event))
+            found = self.keys[event.key] = f"entry\x1f{settings}\x1f{self.context.stamp_key(event)}"
         return found
 
     def _build_entry(self, event: Event) -> feedtext.Entry:

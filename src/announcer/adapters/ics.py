@@ -240,9 +240,9 @@ class _Writer:
     def _key(self, event: Event) -> str:
         """What an event's VEVENTs depend on: the event, its revisions, its series' words."""
         if event.key not in self.keys:
-            stamps = map(self.context.stamp, (event, *event.overrides))
+            stamps = map(self.context.stamp_key, (event, *event.overrides))
             settings = self.context.settings_key(event.series)
-            self.keys[event.key] = digest("vevent", settings, *stamps)
+            self.keys[event.key] = "\x1f".join(("vevent", settings, *stamps))  # digests all
         return self.keys[event.key]
 
 
