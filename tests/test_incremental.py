@@ -239,23 +239,29 @@ def two_series(make_project: MakeProject) -> Path:
     )
 
 
-def test_a_change_makes_only_the_files_that_hold_the_event(
-    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Listings, feeds and calendars without the event are neither made nor compared."""
-    root, out = two_series(make_project), tmp_path / "out"
-    pipeline.build(root, out, now=NOW)
+def made_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The LazyFiles made (not only keyed) in the builds from now on."""
     made: list[str] = []
-    real_data = LazyFile.__init__
+    real_init = LazyFile.__init__
 
     def recording(self: LazyFile, path: str, make: Callable[[], bytes], *rest: Any) -> None:
         def record() -> bytes:
             made.append(path)
             return make()
 
-        real_data(self, path, record, *rest)
+        real_init(self, path, record, *rest)
 
     monkeypatch.setattr(LazyFile, "__init__", recording)
+    return made
+
+
+def test_a_change_makes_only_the_files_that_hold_the_event(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listings, feeds and calendars without the event are neither made nor compared."""
+    root, out = two_series(make_project), tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    made = made_files(monkeypatch)
     edit(root / "series/a/events/one.yaml", "title: One", "title: One, revised")
     result = pipeline.build(root, out, now=NOW)
     monkeypatch.undo()
@@ -269,6 +275,35 @@ def test_a_change_makes_only_the_files_that_hold_the_event(
     assert set(made) == holds_one
     assert set(result.report.written) == holds_one
     assert any(w.startswith("b/calendar.ics is ") for w in result.warnings)  # kept, still said
+
+
+def test_listings_are_made_only_when_what_they_show_changed(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing item shows no place: a new place changes no listing's bytes, so no
+    listing is made again, though each one's key is worked out (it holds the event)."""
+    root, out = two_series(make_project), tmp_path / "out"
+    edit(root / "series/a/events/one.yaml", "tags: [red]", "tags: [red]\nlocation: Room 1")
+    pipeline.build(root, out, now=NOW)
+    made = made_files(monkeypatch)
+    edit(root / "series/a/events/one.yaml", "Room 1", "Room 2")
+    result = pipeline.build(root, out, now=NOW)
+    listings = {"index.html", "a/index.html", "tags/red/index.html"}
+    assert listings.isdisjoint(made) and listings <= set(result.report.unchanged)
+    assert {"a/one/index.html", "a/one/event.ics", "calendar.ics", "feed.atom"} <= set(made)
+    assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)
+
+
+def test_a_listing_whose_own_text_holds_the_items_marker_is_still_right(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    root, out = two_series(make_project), tmp_path / "out"
+    edit(root / "series/a/series.yaml", "title: A talks", 'title: A talks\ndescription: "x\\x04items\\x04y"')
+    pipeline.build(root, out, now=NOW)
+    page = (out / "a/index.html").read_text()
+    assert "x\x04items\x04y" in page
+    assert page.index("x\x04items\x04y") < page.index(">One<") < page.index(">Two<")
+    assert page.count('<li class="event') == 2
 
 
 def event_files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:

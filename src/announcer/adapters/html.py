@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypedDict
 
 import jinja2
 from markupsafe import Markup
@@ -32,6 +33,7 @@ from announcer.templating import when
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 _LINK = re.compile("\x02([^\x03]*)\x03")  # a link in a listing item, written by each page
+_ITEMS = "\x04items\x04"  # where a listing page's items go while its key is worked out
 
 
 def _marked(target: str) -> str:
@@ -83,19 +85,29 @@ class HtmlAdapter(OutputAdapter):
 
 
 class _Items:
-    """``item`` and ``items`` of a page, made when first called: event pages list nothing."""
+    """``item`` and ``items`` of a page, made when first called: event pages list nothing.
 
-    def __init__(self, make: Callable[[], Callable[[Card, bool, bool], str]]) -> None:
-        self.make = make
-        self.made: Callable[[Card, bool, bool], str] | None = None
+    Items come as stored, links marked (:meth:`_Pages._items`), and are written
+    as seen from ``page``; or, while a listing page is ``shaped``, set aside in
+    ``shapes``, with :data:`_ITEMS` in their place.
+    """
 
-    def _maker(self) -> Callable[[Card, bool, bool], str]:
+    def __init__(
+        self,
+        make: Callable[[], Callable[[Card, bool, bool], bytes]],
+        page: str,
+        shapes: list[bytes] | None = None,
+    ) -> None:
+        self.make, self.page, self.shapes = make, page, shapes
+        self.made: Callable[[Card, bool, bool], bytes] | None = None
+
+    def _maker(self) -> Callable[[Card, bool, bool], bytes]:
         if self.made is None:
             self.made = self.make()
         return self.made
 
     def one(self, card: Card, show_series: bool = False, dates_only: bool = False) -> Markup:
-        return Markup(self._maker()(card, show_series, dates_only))
+        return self._placed(self._maker()(card, show_series, dates_only))
 
     def many(
         self, cards: Iterable[Card], show_series: bool = False, dates_only: bool = False
@@ -103,7 +115,48 @@ class _Items:
         """Every card's item, joined here rather than by a template loop: a listing holds
         up to the whole site, and the loop cost more than the items, kept from the last build."""
         made = self._maker()
-        return Markup("".join([made(card, show_series, dates_only) for card in cards]))
+        return self._placed(b"".join([made(card, show_series, dates_only) for card in cards]))
+
+    def _placed(self, stored: bytes) -> Markup:
+        if self.shapes is None:
+            return Markup(_written(self.page, stored))
+        self.shapes.append(stored)
+        return Markup(_ITEMS)
+
+
+def _written(page: str, stored: bytes) -> str:
+    """Stored items with their links written as seen from ``page``."""
+
+    def write(found: re.Match[str]) -> str:
+        return urls.relative(page, found[1])
+
+    return _LINK.sub(write, stored.decode())
+
+
+class _Subscribe(TypedDict):
+    calendar_url: str
+    webcal_url: str
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A listing page rendered with its items set aside: what it shows, unwritten."""
+
+    page: str
+    shell: str  # the page, with _ITEMS where items go
+    items: list[bytes]
+
+    def key(self) -> str:
+        return digest("listing", self.page, self.shell, *self.items)
+
+    def filled(self) -> bytes | None:
+        """The page; None when the marker also came from the page's own text."""
+        parts = self.shell.split(_ITEMS)
+        if len(parts) != len(self.items) + 1:
+            return None
+        written = [_written(self.page, stored) for stored in self.items]
+        joined = [part for pair in zip(parts, [*written, ""], strict=True) for part in pair]
+        return "".join(joined).encode("utf-8")
 
 
 class _Pages:
@@ -134,9 +187,16 @@ class _Pages:
         return {"upcoming": [self.card(e) for e in upcoming], "past": [self.card(e) for e in past]}
 
     def render(
-        self, template: str, path: str, language: str, scope: Series | None = None, **values: object
+        self,
+        template: str,
+        path: str,
+        language: str,
+        scope: Series | None = None,
+        shapes: list[bytes] | None = None,
+        **values: object,
     ) -> OutputFile:
-        """Render with the series' template overrides when ``scope`` is a series."""
+        """Render with the series' template overrides when ``scope`` is a series; with
+        ``shapes``, set the listing's items aside there (:class:`_Items`)."""
         env = self.context.environment(scope.slug if scope else None)
         shared = {
             "site": self.site,
@@ -148,14 +208,14 @@ class _Pages:
             "webcal": urls.webcal,
             "urls": urls,
         }
-        items = _Items(partial(self._items, env, shared, scope))
+        items = _Items(partial(self._items, env, shared, scope), path, shapes)
         shared["item"], shared["items"] = items.one, items.many
         html = env.get_template(template).render(**shared, **values)
         return OutputFile(path, html.encode("utf-8"))
 
     def _items(
         self, env: jinja2.Environment, shared: dict[str, object], scope: Series | None
-    ) -> Callable[[Card, bool, bool], str]:
+    ) -> Callable[[Card, bool, bool], bytes]:
         """The ``item`` a listing calls per event: each item's HTML is kept between builds.
 
         A listing of ten thousand events is mostly items that did not change. An
@@ -166,13 +226,10 @@ class _Pages:
         marked = {**shared, "link": _marked}
         macros = env.get_template("site/macros.html").make_module(marked)
         macro = macros.event_item  # type: ignore[attr-defined]
-        path, language = str(shared["page"]), str(shared["lang"])
+        language = str(shared["lang"])
         settings = self.context.settings_key(scope.slug if scope else None)
 
-        def write(found: re.Match[str]) -> str:
-            return urls.relative(path, found[1])
-
-        def item(card: Card, show_series: bool, dates_only: bool) -> str:
+        def item(card: Card, show_series: bool, dates_only: bool) -> bytes:
             # Joined, not hashed: tens of thousands per build, and each part is a digest
             # already or short text without the separator.
             key = "\x1f".join(
@@ -184,10 +241,9 @@ class _Pages:
                     self.context.settings_key(card.series.slug),
                 )
             )
-            made = self.context.fragments.get(
+            return self.context.fragments.get(
                 key, lambda: str(macro(card, show_series, dates_only)).encode()
             )
-            return _LINK.sub(write, made.decode())
 
         return item
 
@@ -195,55 +251,75 @@ class _Pages:
         self,
         path: str,
         events: list[Event] | tuple[Event, ...],
-        page: Callable[[], OutputFile],
+        page: Callable[[list[bytes] | None], OutputFile],
         *extra: object,
     ) -> LazyFile:
-        """A page listing ``events``, rendered only when an event on it, whether it is past,
-        or a setting it shows changed."""
+        """A page listing ``events``, looked at only when an event on it, whether it is
+        past, or a setting it shows changed; and then made only when what it shows did.
+
+        Its key is the page rendered with its items' stored bytes set aside: an
+        edit to what no item shows (a place, an abstract) changes every listing
+        that holds the event, and making ``index.html`` again for nothing, ten
+        thousand items with their links written, was the largest part of such a
+        rebuild. Making the page then only writes the set-aside items' links.
+        """
         keys, overridden = [e.key for e in events], self._overridden()
+        held: list[_Shape] = []
+
+        def shaped() -> _Shape:
+            if not held:
+                shapes: list[bytes] = []
+                shell = page(shapes).data.decode("utf-8")
+                held.append(_Shape(path, shell, shapes))
+            return held[0]
 
         def key() -> str:
-            return digest(
-                "listing",
-                path,
-                repr(extra),
-                self.context.all_settings(),
-                self.context.inputs_key if overridden else "",
-                self.context.joined_tokens(keys),
-            )
+            # An override may show anything at all, so only the full key can tell.
+            return digest(shaped().key(), self.context.inputs_key if overridden else "")
 
-        # An override may show anything at all, so only the full key can tell.
+        def make() -> bytes:
+            found = shaped()
+            held.clear()  # twenty thousand items per process, kept no longer than needed
+            return found.filled() or page(None).data
+
         depends = None if overridden else Depends(keys, repr(extra))
-        return LazyFile(path, lambda: page().data, key, depends)
+        return LazyFile(path, make, key, depends)
 
     def _overridden(self) -> bool:
         """Whether any template override exists: then a page may show anything at all."""
         return any(self.context.overrides(s) for s in (None, *self.series))
 
-    def index(self) -> OutputFile:
+    def index(self, shapes: list[bytes] | None = None) -> OutputFile:
         return self.render(
             "site/index.html",
             urls.SITE_INDEX,
             self.site.language,
+            shapes=shapes,
             listing=self.sections(self.shown),
             many_series=len(self.site.series) > 1,
         )
 
-    def series_page(self, series: Series, events: list[Event]) -> OutputFile:
+    def series_page(
+        self, series: Series, events: list[Event], shapes: list[bytes] | None = None
+    ) -> OutputFile:
         return self.render(
             "site/series.html",
             urls.series_page(series),
             series.language,
             series,
+            shapes,
             series=series,
             listing=self.sections(events),
         )
 
-    def tag_page(self, tag: str, tagged: list[Event], calendar: bool) -> OutputFile:
+    def tag_page(
+        self, tag: str, tagged: list[Event], calendar: bool, shapes: list[bytes] | None = None
+    ) -> OutputFile:
         return self.render(
             "site/tag.html",
             urls.tag_page(tag),
             self.site.language,
+            shapes=shapes,
             tag=tag,
             listing=self.sections(tagged),
             many_series=len({e.series for e in tagged}) > 1,
@@ -327,7 +403,7 @@ class _Pages:
             **self._subscribe(series),
         )
 
-    def _subscribe(self, series: Series) -> dict[str, object]:
+    def _subscribe(self, series: Series) -> _Subscribe:
         calendar = urls.absolute(self.site, urls.series_calendar(series))
         return {"calendar_url": calendar, "webcal_url": urls.webcal(calendar)}
 
