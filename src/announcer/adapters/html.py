@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TypedDict
 
@@ -41,20 +41,33 @@ def _marked(target: str) -> str:
     return f"\x02{target}\x03"
 
 
-@dataclass(frozen=True)
 class Card:
-    """An event as listings and pages show it: where its page is, and whether it is past."""
+    """An event as listings and pages show it: where its page is, and whether it is past.
 
-    event: Event
-    series: Series
-    page: str
-    past: bool
-    starts: str  # ISO 8601 with offset, for <time datetime>
-    ends: str  # UTC instant, for the script that marks past events
+    What only a rendered item or page reads is worked out when read: a listing
+    whose items are all kept reads nothing but ``past``.
+    """
+
+    def __init__(self, event: Event, series: Series, past: bool) -> None:
+        self.event, self.series, self.past = event, series, past
 
     @property
     def lang(self) -> str:
         return self.series.language
+
+    @cached_property
+    def page(self) -> str:
+        return urls.event_page(self.event)
+
+    @cached_property
+    def starts(self) -> str:
+        """ISO 8601 with offset, for <time datetime>."""
+        return self.event.start.isoformat()
+
+    @cached_property
+    def ends(self) -> str:
+        """A UTC instant, for the script that marks past events."""
+        return listing.utc_stamp(self.event.finishes)
 
     @property
     def when(self) -> str:
@@ -172,14 +185,7 @@ class _Pages:
     def card(self, event: Event) -> Card:
         if event.key not in self.cards:
             series = self.series[event.series]
-            self.cards[event.key] = Card(
-                event=event,
-                series=series,
-                page=urls.event_page(event),
-                past=listing.is_past(event, self.context.now),
-                starts=event.start.isoformat(),
-                ends=listing.utc_stamp(event.finishes),
-            )
+            self.cards[event.key] = Card(event, series, listing.is_past(event, self.context.now))
         return self.cards[event.key]
 
     def sections(self, events: Iterable[Event]) -> dict[str, list[Card]]:
