@@ -115,11 +115,13 @@ class _Stager:
                 self._record(relative, key, self.out / relative)
 
     def _untrusted(self, files: Iterable[OutputFile | LazyFile]) -> list[Todo]:
-        """Every file to make, in order; files the last build made from the same key are kept.
+        """Every file to make or to check, in order; files whose key the last build's
+        record vouches for, and which are on disk as it left it, are kept here.
 
-        The key of a file the last build did not write cannot spare its making, so it
-        is worked out with the file, perhaps in another process: in a first build,
-        twenty thousand keys off the one process that lists the files.
+        A key that must be worked out is worked out where the file would be made,
+        perhaps in another process (:meth:`_stage`): twenty thousand keys off the
+        one process that lists the files in a first build, and the keys of listing
+        pages, which render them, off it in every build.
         """
         seen: set[str] = set()
         todo: list[Todo] = []
@@ -153,7 +155,8 @@ class _Stager:
         self.report.recorded.update((relative, self.previous[relative]) for relative in ordered)
 
     def _key(self, relative: str, item: OutputFile | LazyFile) -> str | None:
-        """The item's key: the last build's when nothing it depends on changed."""
+        """The item's key when known without work: the last build's when nothing it
+        depends on changed, or a plain string; None when it must be worked out."""
         if not isinstance(item, LazyFile):
             return None
         if item.depends is not None and self.recall.unchanged(relative, item.depends):
@@ -161,7 +164,7 @@ class _Stager:
             if known is not None and known[0] is not None:
                 self.recall.recalled += 1
                 return known[0]
-        return item.key() if callable(item.key) else item.key
+        return None if callable(item.key) else item.key
 
     def _note(self, item: OutputFile | LazyFile, size: int) -> None:
         if isinstance(item, LazyFile) and item.size_note is not None:
@@ -170,10 +173,15 @@ class _Stager:
                 self.report.notes.append(note)
 
     def _stage(self, relative: str, item: OutputFile | LazyFile, key: str | None) -> Staged:
-        """Make one file and stage it unless ``out`` holds the same bytes; may run in a worker."""
+        """Make one file and stage it unless ``out`` holds the same bytes; may run in a worker.
+
+        A file whose key is worked out here is not made when the last build wrote it from
+        the same key and it is on disk as that build left it."""
         if isinstance(item, LazyFile):
-            if key is None and item.key is not None:  # one the last build did not write
+            if key is None and item.key is not None:
                 key = item.key() if callable(item.key) else item.key
+                if self._trusted(relative, key):
+                    return None, self.previous[relative][1][0], key
             data = item.make()
         else:
             data = item.data
