@@ -21,7 +21,7 @@ need not even be listed (:meth:`Recall.keep`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,8 +109,7 @@ class Recall:
                 found.add(path)
         self.kept = frozenset(found)
 
-    def carry(self, paths: Iterable[str]) -> None:
+    def carry(self, paths: Collection[str]) -> None:
         """Carry kept files left unlisted over to the next build, as if listed and recalled."""
-        before = len(self.fingerprints)
         self.fingerprints.update((path, self.previous[path]) for path in paths)
-        self.recalled += len(self.fingerprints) - before
+        self.recalled += len(paths)
