@@ -132,11 +132,6 @@ class _Stager:
                     f"two outputs want to write {relative}; check the adapters in 'outputs'"
                 )
             seen.add(relative)
-            if relative not in self.previous:  # nothing to keep: its key comes with it
-                if isinstance(item, LazyFile) and item.depends is not None:
-                    self.recall.note(relative, item.depends)
-                todo.append((relative, item, None))
-                continue
             key = self._key(relative, item)
             if key is not None and self._trusted(relative, key):
                 self.report.unchanged.append(relative)
