@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -695,3 +696,37 @@ def test_a_folder_too_new_to_trust_keeps_its_parents_listed(tmp_path: Path) -> N
     seen = {f: stat for f in ("", "tags", "tags/green", "a") if (stat := stat_of(out / f))}
     settled = publishing._settled(out, seen, publishing.WriteReport())
     assert settled == {"a": seen["a"]}
+
+
+def test_a_store_of_pieces_grown_past_its_bound_is_pruned_by_the_next_build(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pieces no file uses any more pile up over many edits; the build that works out
+    every key again must store only what it used, however few pieces it made, or every
+    later build would work out every key and list every file (seen at 10,000 events)."""
+    events = {
+        f"series/s/events/e{i:03}.yaml": f"title: Talk {i}\nstart: 2026-12-{1 + i % 28:02} 12:00\n"
+        for i in range(200)
+    }
+    root = make_project(
+        {
+            "announcer.yaml": "base_url: https://example.org/\n",
+            "series/s/series.yaml": "title: Seminars\ntimezone: America/Toronto\n",
+            **events,
+        }
+    )
+    out = tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    store = buildstate.state_path(root, out).with_suffix(".fragments")
+    version, pieces = pickle.loads(store.read_bytes())
+    unused = {f"unused {i}": b"an old piece" for i in range(len(pieces) * 3 // 5)}
+    store.write_bytes(pickle.dumps((version, {**pieces, **unused})))  # as after many edits
+    edit(root / "series/s/events/e000.yaml", "Talk 0", "Talk 0, revised")
+    pipeline.build(root, out, now=NOW)  # works out every key
+    assert not unused.keys() & pickle.loads(store.read_bytes())[1].keys()
+    paths = listed(monkeypatch)
+    edit(root / "series/s/events/e001.yaml", "Talk 1", "Talk 1, revised")
+    pipeline.build(root, out, now=NOW)
+    assert "s/e002/index.html" not in paths  # the own files of unchanged events are kept
+    assert "s/e001/index.html" in paths
+    assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)

@@ -188,12 +188,12 @@ def _keep_fragments(fragments: Fragments, recall: Recall, state: BuildState) -> 
     """
     if recall.recalled:
         fragments.used = {**fragments.known, **fragments.used}
-    state.fragments = fragments.used
-    if not fragments.worth_keeping():
-        return ("events",)
-    if not recall.recalled:
-        state.pieces = len(fragments.used)
-    return buildstate.PARTS
+        state.fragments = fragments.used
+        return buildstate.PARTS if fragments.worth_keeping() else ("events",)
+    # Every key worked out: the store is pruned, however few pieces this build made;
+    # left as it was, it would stay past its bound and every build would prune again.
+    state.fragments, state.pieces = fragments.used, len(fragments.used)
+    return buildstate.PARTS if fragments.used.keys() != fragments.known.keys() else ("events",)
 
 
 def _options(

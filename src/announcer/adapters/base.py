@@ -115,10 +115,10 @@ class Fragments:
         self.made, self.reused = {}, []
 
     def worth_keeping(self) -> bool:
-        """Whether to store this build's pieces: not when it made only a handful (making
-        those again next time is cheaper than rewriting a store of a hundred megabytes),
-        unless the stored ones are mostly no longer used."""
-        return self.fresh * 100 > len(self.used) or len(self.known) > 2 * len(self.used)
+        """Whether to store this build's pieces with the kept ones: not when it made only a
+        handful (making those again next time is cheaper than rewriting a store of a
+        hundred megabytes)."""
+        return self.fresh * 100 > len(self.used)
 
     def share(self) -> tuple[dict[str, bytes], list[str]]:
         return self.made, self.reused
