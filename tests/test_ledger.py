@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -112,6 +113,31 @@ def test_ledger_file_is_stable_sorted_json(example_project: Path, tmp_path: Path
     assert ledger.dumps(ledger.load(example_project / "ledger.json")) == raw
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param(lambda text: json.dumps(json.loads(text), indent=2), id="indented"),
+        pytest.param(lambda text: json.dumps(json.loads(text)), id="one-line"),
+        pytest.param(lambda text: text.replace("{\n  ", "{", 1), id="an-entry-on-the-first-line"),
+        pytest.param(lambda text: text.replace("},\n  ", "}, ", 1), id="two-entries-on-a-line"),
+    ],
+)
+def test_a_ledger_laid_out_by_hand_is_read_and_saved_in_the_usual_layout(
+    example_project: Path, tmp_path: Path, layout: Callable[[str], str]
+) -> None:
+    pipeline.build(example_project, tmp_path / "out", now=NOW)
+    path = example_project / "ledger.json"
+    usual, entries = path.read_text(encoding="utf-8"), ledger.load(path).entries
+    path.write_text(layout(usual), encoding="utf-8")
+    assert ledger.load(path).entries == entries
+    assert ledger.dumps(ledger.load(path)) == usual
+    edit(example_project, "location: 5136 Student Resource Centre", "location: 2200 Richcraft Hall")
+    pipeline.build(example_project, tmp_path / "out", now=NOW + timedelta(days=1))
+    after = ledger.load(path)
+    assert after.entries.keys() == entries.keys()
+    assert path.read_text(encoding="utf-8") == ledger.dumps(after)
+
+
 def test_recorded_announcements_round_trip(example_project: Path, tmp_path: Path) -> None:
     pipeline.build(example_project, tmp_path / "out", now=NOW)
     path = example_project / "ledger.json"
@@ -123,8 +149,21 @@ def test_recorded_announcements_round_trip(example_project: Path, tmp_path: Path
     assert ledger.load(path).entries[key].announced["announcement"] == ledger.Sent(0, NOW, state)
 
 
-def test_damaged_ledger_is_a_clear_error(example_project: Path, tmp_path: Path) -> None:
-    (example_project / "ledger.json").write_text("{not json", encoding="utf-8")
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda text: "{not json", id="not-json"),
+        pytest.param(lambda text: text.replace("}},\n", "}}\n", 1), id="a-comma-lost"),
+        pytest.param(lambda text: text.replace("}}\n}}", "}},\n}}"), id="a-comma-too-many"),
+    ],
+)
+def test_damaged_ledger_is_a_clear_error(
+    example_project: Path, tmp_path: Path, damage: Callable[[str], str]
+) -> None:
+    path = example_project / "ledger.json"
+    damaged = damage(path.read_text(encoding="utf-8"))
+    assert damaged != path.read_text(encoding="utf-8")
+    path.write_text(damaged, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"ledger cannot be read.*restore it from git"):
         pipeline.build(example_project, tmp_path / "out", now=NOW)
     assert not (tmp_path / "out").exists()
