@@ -44,12 +44,13 @@ def make_project(tmp_path: Path) -> MakeProject:
 
 @pytest.fixture
 def example_project(tmp_path: Path) -> Path:
-    """A private copy of the example project (announcer.yaml, series/, ledger.json)."""
+    """A private copy of the example project (announcer.yaml, series/, templates/, ledger.json)."""
     root = tmp_path / "example"
     root.mkdir()
     shutil.copy(EXAMPLE / "announcer.yaml", root)
     shutil.copy(EXAMPLE / "ledger.json", root)
     shutil.copytree(EXAMPLE / "series", root / "series")
+    shutil.copytree(EXAMPLE / "templates", root / "templates")
     return root
 
 

@@ -434,6 +434,9 @@ def test_the_example_project_announces_its_last_talk(example_project: Path, tmp_
     [data] = emls(example_project).values()
     message = parsed(data)
     assert [a.addr_spec for a in message["To"].addresses] == ["sppa-seminars@lists.example.org"]
+    # The project's templates/email/subject.txt puts the list's tag before the package's wording.
+    assert message["Subject"].startswith("[SPPA Seminar] ")
+    assert "Participatory budgeting" in message["Subject"]
     assert "Friday, September 20, 2019" in str(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     out = tmp_path / "out"
     pipeline.build(example_project, out, now=datetime(2019, 9, 13, 9, 0, tzinfo=UTC))
