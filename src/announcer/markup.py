@@ -67,6 +67,13 @@ _TAGS = {
     "h6",
     "hr",
 }
+# Built once: nh3.clean() builds its allow-lists again on every call, which doubled its cost.
+_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    attributes={"a": {"href", "title"}},
+    url_schemes={"http", "https", "mailto"},
+    link_rel="noopener nofollow",
+)
 _HEADINGS = {"h1": "h3", "h2": "h4", "h3": "h5"}  # page headings outrank the abstract's
 _HEADING_TAG = re.compile(r"<(/?)h([1-3])>")
 _TOKEN = re.compile(r"(<[^>]*>)")
@@ -82,13 +89,7 @@ def to_html(source: str) -> str:
     """Safe HTML for ``source``; raw HTML in the Markdown is shown as text, not run."""
     rendered = _render(source)
     rendered = _HEADING_TAG.sub(lambda m: f"<{m[1]}{_HEADINGS['h' + m[2]]}>", rendered)
-    return nh3.clean(
-        rendered,
-        tags=_TAGS,
-        attributes={"a": {"href", "title"}},
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener nofollow",
-    )
+    return _CLEANER.clean(rendered)
 
 
 def _render(source: str) -> str:
