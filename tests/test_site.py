@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -127,6 +128,44 @@ def test_an_event_page_shows_what_the_poster_shows(example_project: Path, tmp_pa
         assert f"../../tags/{tag}/" in html.hrefs()
     assert html.find("html", lang="en")
     assert html.find("time", datetime="2018-11-30T12:00:00-05:00")
+
+
+def _at(start: datetime | date, end: datetime | date, zone: str) -> Event:
+    return Event(series="s", id="e", uid="u", title="t", start=start, end=end, timezone=zone)
+
+
+def _zoned(zone: str, *parts: int) -> datetime:
+    return datetime(*parts, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
+
+
+def test_dates_in_words_follow_each_zone_and_season() -> None:
+    """One process says them all, in this order: a part kept from an earlier event
+    (the same hours, the same zone in another season) must not leak into a later one."""
+    toronto, paris = "America/Toronto", "Europe/Paris"
+    said = [
+        (_at(_zoned(toronto, 2018, 11, 30, 12), _zoned(toronto, 2018, 11, 30, 13), toronto), "en",
+         "Friday, November 30, 2018, 12:00 – 13:00 EST"),
+        (_at(_zoned(toronto, 2019, 6, 14, 12), _zoned(toronto, 2019, 6, 14, 13), toronto), "en",
+         "Friday, June 14, 2019, 12:00 – 13:00 EDT"),
+        (_at(_zoned(paris, 2019, 6, 14, 12), _zoned(paris, 2019, 6, 14, 13), paris), "en",
+         "Friday, June 14, 2019, 12:00 – 13:00 CEST"),
+        (_at(_zoned(toronto, 2018, 11, 30, 12), _zoned(toronto, 2018, 11, 30, 13), toronto), "fr-CA",
+         "vendredi 30 novembre 2018, 12 h 00 – 13 h 00 HNE"),
+        (_at(_zoned(toronto, 2019, 6, 14, 12), _zoned(toronto, 2019, 6, 14, 13), toronto), "fr-CA",
+         "vendredi 14 juin 2019, 12 h 00 – 13 h 00 HAE"),
+        (_at(_zoned(paris, 2019, 6, 14, 12), _zoned(paris, 2019, 6, 14, 13), paris), "fr",
+         "vendredi 14 juin 2019, 12:00 – 13:00 CEST"),
+        (_at(_zoned(paris, 2019, 1, 14, 12), _zoned(paris, 2019, 1, 14, 13), paris), "en",
+         "Monday, January 14, 2019, 12:00 – 13:00 CET"),
+        (_at(_zoned(toronto, 2019, 6, 14, 9), _zoned(toronto, 2019, 6, 15, 17), toronto), "en",
+         "Friday, June 14, 2019 9:00 AM – Saturday, June 15, 2019 5:00 PM EDT"),
+        (_at(date(2019, 6, 14), date(2019, 6, 15), toronto), "en",
+         "Friday, June 14, 2019 – Saturday, June 15, 2019"),
+        (_at(date(2019, 6, 14), date(2019, 6, 14), toronto), "fr", "vendredi 14 juin 2019"),
+    ]
+    assert [squash(when(event, language)) for event, language, _ in said] == [
+        words for _, _, words in said
+    ]
 
 
 def test_add_to_calendar_and_subscribe_links(example_project: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ a template, so ``{{ 7*7 }}`` in a title prints as written.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -137,18 +138,14 @@ def _when(
     The zones are part of the key: noon in Toronto and 18:00 in Paris are the
     same instant, so equal as datetimes, and must still read differently.
     """
-    loc = babel_locale(language)
     if not isinstance(start, datetime) or not isinstance(end, datetime):
-        return _days(start, end, loc)
-    zone = _zone_name(start, loc)
+        return _days(start, end, language)
+    zone = _zone_name(start, language)
     if start.date() == end.date():
-        hours = format_interval(
-            start.replace(tzinfo=None), end.replace(tzinfo=None), "Hm", locale=loc
-        )
-        return f"{format_date(start, 'full', locale=loc)}, {hours} {zone}"
+        return f"{_date(start, language)}, {_hours(start, end, language)} {zone}"
     return (
-        f"{format_date(start, 'full', locale=loc)} {format_time(start, 'short', locale=loc)} – "
-        f"{format_date(end, 'full', locale=loc)} {format_time(end, 'short', locale=loc)} {zone}"
+        f"{_date(start, language)} {_time(start, language)} – "
+        f"{_date(end, language)} {_time(end, language)} {zone}"
     )
 
 
@@ -158,13 +155,65 @@ def babel_locale(language: str) -> Locale:
     return Locale.parse(locale_of(language))
 
 
-def _zone_name(moment: datetime, loc: Locale) -> str:
-    """Babel's short name (EST, HNE), or the tz database's where Babel has only an offset."""
+# Babel takes some 40 us to put one event's date and time in words. Ten thousand
+# events have a few thousand dates and a few dozen times and zones, so each part is
+# made once per process and kept, under what alone decides how it reads.
+_PARTS: dict[tuple[object, ...], str] = {}
+_PARTS_LIMIT = 65536
+
+
+def _kept(key: tuple[object, ...], make: Callable[[], object]) -> str:
+    found = _PARTS.get(key)
+    if found is None:
+        if len(_PARTS) >= _PARTS_LIMIT:  # a long preview session stays bounded
+            _PARTS.clear()
+        found = _PARTS[key] = str(make())
+    return found
+
+
+def _date(day: date, language: str) -> str:
+    """The date in full; a datetime reads as its own (local) date."""
+    only = day.date() if isinstance(day, datetime) else day
+    return _kept(
+        ("date", only, language),
+        lambda: format_date(only, "full", locale=babel_locale(language)),
+    )
+
+
+def _time(moment: datetime, language: str) -> str:
+    """The short time of day; the short patterns name no zone."""
+    return _kept(
+        ("time", moment.time(), language),
+        lambda: format_time(moment, "short", locale=babel_locale(language)),
+    )
+
+
+def _hours(start: datetime, end: datetime, language: str) -> str:
+    """Two times of one day: the day plays no part in how they read."""
+    return _kept(
+        ("hours", start.time(), end.time(), language),
+        lambda: format_interval(
+            start.replace(tzinfo=None),
+            end.replace(tzinfo=None),
+            "Hm",
+            locale=babel_locale(language),
+        ),
+    )
+
+
+def _zone_name(moment: datetime, language: str) -> str:
+    """Babel's short name (EST, HNE), or the tz database's where Babel has only an
+    offset. Babel reads the zone's name, whether DST is on and the offset: the key."""
+    key = ("zone", str(moment.tzinfo), moment.utcoffset(), moment.dst(), moment.tzname(), language)
+    return _kept(key, lambda: _babel_zone_name(moment, babel_locale(language)))
+
+
+def _babel_zone_name(moment: datetime, loc: Locale) -> str:
     name = str(get_timezone_name(moment, "short", locale=loc))
     return moment.tzname() or name if name[:1] in "+-" or name.startswith(("GMT", "UTC")) else name
 
 
-def _days(first: date, last: date, loc: Locale) -> str:
+def _days(first: date, last: date, language: str) -> str:
     if first == last:
-        return format_date(first, "full", locale=loc)
-    return f"{format_date(first, 'full', locale=loc)} – {format_date(last, 'full', locale=loc)}"
+        return _date(first, language)
+    return f"{_date(first, language)} – {_date(last, language)}"
