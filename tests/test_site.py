@@ -381,6 +381,26 @@ def test_a_panic_of_the_rust_renderer_falls_back_to_the_python_one(
         markup._render("*plain*")
 
 
+def test_markdown_made_ahead_is_what_one_call_makes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold build renders its texts in one go (render_ahead); each must be kept as
+    to_html itself would make it, and sent back from a worker like any other."""
+    monkeypatch.setattr(markup.to_html, "results", {})
+    monkeypatch.setattr(markup.to_html, "fresh", [])
+    texts = [
+        "# A heading\n\nSome *text* and [a link](https://example.org/x).",
+        "<script>alert(1)</script> and [bad](javascript:alert(1))",
+        "See [`the notes and *this*",  # the Rust renderer panics: the Python one takes it
+        "",
+        "# A heading\n\nSome *text* and [a link](https://example.org/x).",
+    ]
+    markup.render_ahead(texts)
+    distinct = [texts[0], texts[1], texts[2]]
+    assert markup.to_html.take() == [((text,), markup.to_html.function(text)) for text in distinct]
+    assert "<h3>A heading</h3>" in markup.to_html(texts[0])
+    shown = markup.to_html(texts[1])
+    assert "<script>" not in shown and "href" not in shown
+
+
 def test_pages_take_the_language_of_their_series(site_project: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     build_into(site_project, out, EARLY)

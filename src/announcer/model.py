@@ -90,6 +90,13 @@ class Event:
         return f"{self.series}/{self.id}"
 
     @property
+    def markdown(self) -> Iterator[str]:
+        """Its Markdown texts, and those its changed occurrences show instead."""
+        for shown in (self, *self.overrides):
+            yield shown.abstract
+            yield from (speaker.bio for speaker in shown.speakers)
+
+    @property
     def all_day(self) -> bool:
         return not isinstance(self.start, datetime)
 

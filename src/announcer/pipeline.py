@@ -373,7 +373,11 @@ def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publish
     if not preparing:
         return
 
-    def task(chunk: range) -> list[None]:
+    def task(chunk: range, ahead: bool = False) -> list[None]:
+        if ahead:  # pieces will be made: their Markdown first, all in one go
+            from announcer.markup import render_ahead
+
+            render_ahead(text for e in events[chunk.start : chunk.stop] for text in e.markdown)
         for adapter in preparing:
             adapter.prepare(context, events[chunk.start : chunk.stop])
         return [None] * len(chunk)
@@ -383,7 +387,8 @@ def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publish
     rest = range(min(PROBE, len(events)), len(events))
     if len(context.fragments.made) - before > PROBE // 8:
         share(
-            lambda chunk: task(range(chunk.start + rest.start, chunk.stop + rest.start)), len(rest)
+            lambda chunk: task(range(chunk.start + rest.start, chunk.stop + rest.start), True),
+            len(rest),
         )
 
 

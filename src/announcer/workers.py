@@ -36,7 +36,7 @@ P = ParamSpec("P")
 MIN_SHARED = 64  # below this many items, forking costs more than it saves
 
 
-class _Memo(Generic[P, R]):
+class Memo(Generic[P, R]):
     """A function's results kept for the process; a build worker sends its new ones back."""
 
     def __init__(self, function: Callable[P, R], limit: int) -> None:
@@ -46,30 +46,46 @@ class _Memo(Generic[P, R]):
         wraps(function)(self)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        key: Hashable = args if not kwargs else (args, tuple(sorted(kwargs.items())))
+        key = _key(args, kwargs)
         try:
             return self.results[key]
         except KeyError:
             pass
+        value = self.function(*args, **kwargs)
+        self._store(key, value)
+        return value
+
+    def known(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        return _key(args, kwargs) in self.results
+
+    def keep(self, value: R, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Take ``value`` as the result for these arguments, worked out elsewhere (in a
+        batch, say) by the function's own rules."""
+        self._store(_key(args, kwargs), value)
+
+    def _store(self, key: Hashable, value: R) -> None:
         if len(self.results) >= self.limit:  # a long-running preview must not grow forever
             self.results.clear()
-        value = self.results[key] = self.function(*args, **kwargs)
+        self.results[key] = value
         self.fresh.append(key)
-        return value
 
     def take(self) -> list[tuple[Hashable, R]]:
         return [(key, self.results[key]) for key in self.fresh if key in self.results]
 
 
-_MEMOS: list[_Memo[..., Any]] = []
+def _key(args: tuple[object, ...], kwargs: dict[str, object]) -> Hashable:
+    return args if not kwargs else (args, tuple(sorted(kwargs.items())))
 
 
-def memo(limit: int = 65536) -> Callable[[Callable[P, R]], Callable[P, R]]:
+_MEMOS: list[Memo[..., Any]] = []
+
+
+def memo(limit: int = 65536) -> Callable[[Callable[P, R]], Memo[P, R]]:
     """Like ``functools.lru_cache``, and what workers compute comes back to the build's
     process, so the next phase's workers start with it (Markdown, dates in words)."""
 
-    def wrap(function: Callable[P, R]) -> Callable[P, R]:
-        made = _Memo(function, limit)
+    def wrap(function: Callable[P, R]) -> Memo[P, R]:
+        made = Memo(function, limit)
         _MEMOS.append(made)
         return made
 
