@@ -259,6 +259,27 @@ def test_binary_garbage_and_huge_files(make_project: MakeProject) -> None:
     )
 
 
+def test_files_read_in_workers_report_the_same_problems(make_project: MakeProject) -> None:
+    """A first build reads each event file where it parses it, in a worker when there
+    are many: unreadable files are reported there just as in one process."""
+    talks = {f"series/s/events/talk-{n:03}.yaml": f"title: T{n}\nstart: 2027-01-15\n" for n in range(80)}
+    root = make_project({"series/s/series.yaml": SERIES, **talks})
+    (root / "series/s/events/binary.yaml").write_bytes(b"title: x\n\x00\x01\x02\xff")
+    (root / "series/s/events/huge.yaml").write_bytes(b"title: " + b"x" * (1024 * 1024 + 1))
+    (root / "series/s/events/talk-041.yaml").write_text("title: [unclosed\n")
+    found = []
+    for jobs in (1, 2):
+        with pytest.raises(ValidationFailed) as caught:
+            load_site(root, cache={}, jobs=jobs)
+        found.append([str(d) for d in caught.value.diagnostics])
+    assert found[0] == found[1]
+    assert [line.split(":")[0] for line in found[0]] == [
+        "series/s/events/binary.yaml",
+        "series/s/events/huge.yaml",
+        "series/s/events/talk-041.yaml",
+    ]
+
+
 def test_yaml_1_1_surprises_mean_what_they_look_like(make_project: MakeProject) -> None:
     root = make_project(
         tree("title: yes\nstart: 2027-01-15 12:00\nlocation: 12:30\ntags: [no, on]\n")

@@ -80,6 +80,8 @@ class _EventFile:
     series: SeriesDefaults
     data: bytes = b""
     key: str = ""
+    unread: Path | None = None  # read where it is parsed: there was nothing to compare it with
+    defaults_key: str = ""
     event: Event | None = None
     problems: list[Diagnostic] = field(default_factory=list)
 
@@ -137,12 +139,17 @@ class _Walk:
 
     def read(self, file: Path, shown: str, series: SeriesDefaults, defaults_key: str) -> _EventFile:
         """The file's bytes and key (bytes, then series defaults); the cached event when the
-        key is the last build's, or when the file is unchanged and so are the defaults."""
+        key is the last build's, or when the file is unchanged and so are the defaults.
+        A file the cache knows nothing of is read where it is parsed, perhaps in a worker."""
         found = _EventFile(shown, file.stem, series)
         if not check_slug(Reader(found.shown, found.problems), None, file.stem, "event id"):
             return found
         known = self.known.get(found.shown)
-        trusted = known is not None and str(file) in self.unchanged
+        if known is None:  # a first build reads ten thousand files: in the workers that parse
+            found.unread, found.defaults_key = file, defaults_key
+            self.files.append(found)
+            return found
+        trusted = str(file) in self.unchanged
         if known is not None and trusted and known[0].endswith(":" + defaults_key):
             found.key, found.event = known
             return found
@@ -151,7 +158,7 @@ class _Walk:
             found.problems.extend(data.problems)
             return found
         found.data, found.key = data, f"{digest(data)}:{defaults_key}"
-        if known is not None and known[0] == found.key:
+        if known[0] == found.key:
             found.event = known[1]
         else:
             self.files.append(found)
@@ -163,6 +170,8 @@ class _Walk:
         parsed = workers.run(lambda chunk: [_parse(todo[i]) for i in chunk], len(todo), jobs)
         for file, (event, problems) in zip(todo, parsed, strict=True):
             file.event, file.problems = event, problems
+            if event is not None:
+                file.key = event.origin  # the key of the bytes it was parsed from
 
     def assemble(self, series: Series, files: list[_EventFile]) -> Series:
         """The series with its events in order; every file's problems, in file order."""
@@ -178,6 +187,11 @@ class _Walk:
 def _parse(file: _EventFile) -> tuple[Event | None, list[Diagnostic]]:
     """An event file's bytes to an Event, or its problems; may run in a worker."""
     problems: list[Diagnostic] = []
+    if file.unread is not None:
+        data = read_bytes(file.unread, file.shown)
+        if isinstance(data, YamlFile):
+            return None, list(data.problems)
+        file.data, file.key = data, f"{digest(data)}:{file.defaults_key}"
     parsed = parse_yaml(file.data, file.shown)
     problems.extend(parsed.problems)
     if parsed.root is None:
