@@ -730,3 +730,45 @@ def test_a_store_of_pieces_grown_past_its_bound_is_pruned_by_the_next_build(
     assert "s/e002/index.html" not in paths  # the own files of unchanged events are kept
     assert "s/e001/index.html" in paths
     assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)
+
+
+def test_a_pruned_store_keeps_the_vtimezones_of_calendars_it_did_not_make(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event's own .ics holds a VTIMEZONE for its own years, which no other file
+    may use. A build that prunes the store keeps it though the file was not made, so
+    the next edit to that event does not load icalendar to make it again."""
+    events = {
+        f"series/s/events/e{i:03}.yaml": f"title: Talk {i}\nstart: {2020 + i % 7}-03-{1 + i % 28:02} 12:00\n"
+        for i in range(100)
+    }
+    root = make_project(
+        {
+            "announcer.yaml": "base_url: https://example.org/\n",
+            "series/s/series.yaml": "title: Seminars\ntimezone: America/Toronto\n",
+            **events,
+        }
+    )
+    out = tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    store = buildstate.state_path(root, out).with_suffix(".fragments")
+    version, pieces = pickle.loads(store.read_bytes())
+    unused = {f"unused {i}": b"an old piece" for i in range(len(pieces) * 3 // 5)}
+    store.write_bytes(pickle.dumps((version, {**pieces, **unused})))
+    edit(root / "series/s/events/e000.yaml", "Talk 0", "Talk 0, revised")
+    pipeline.build(root, out, now=NOW)  # works out every key, and prunes the store
+    kept = pickle.loads(store.read_bytes())[1]
+    assert not unused.keys() & kept.keys()
+    made: list[tuple[str, int, int]] = []
+    real = ics._vtimezone
+
+    def vtimezone(tzid: str, first: int, last: int) -> bytes:
+        made.append((tzid, first, last))
+        return real(tzid, first, last)
+
+    monkeypatch.setattr(ics, "_vtimezone", vtimezone)
+    edit(root / "series/s/events/e003.yaml", "Talk 3", "Talk 3 revised")  # in 2023 only
+    pipeline.build(root, out, now=NOW)
+    assert made == []
+    assert b"SUMMARY:Talk 3 revised" in (out / "s/e003/event.ics").read_bytes()
+    assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)

@@ -111,6 +111,14 @@ class Fragments:
             self.used[key] = found
         return found
 
+    def keep(self, key: str) -> None:
+        """Keep a stored piece for the next build, though no file made in this one asked
+        for it: a file kept as it was may need it when it is next made."""
+        found = self.known.get(key)
+        if found is not None and key not in self.used:
+            self.used[key] = found
+            self.reused.append(key)
+
     def start_share(self) -> None:
         self.made, self.reused = {}, []
 
