@@ -132,15 +132,27 @@ class _Walk:
         events = folder / "events"
         shown_events = display_path(events, root)
         files = [
-            self.read(events / name, f"{shown_events}/{name}", defaults, defaults_key)
+            self.kept(f"{events}/{name}", f"{shown_events}/{name}", defaults, defaults_key)
+            or self.read(events / name, f"{shown_events}/{name}", defaults, defaults_key)
             for name in _event_files(events, shown_events, problems)
         ]
         return series, files
 
+    def kept(
+        self, file: str, shown: str, series: SeriesDefaults, defaults_key: str
+    ) -> _EventFile | None:
+        """The cached event of a file untouched since it was loaded, under the same series
+        defaults: the usual case, ten thousand times a build, so nothing more is done."""
+        known = self.known.get(shown)
+        if known is None or file not in self.unchanged or not known[0].endswith(f":{defaults_key}"):
+            return None
+        stem = shown.rpartition("/")[2].removesuffix(".yaml")
+        return _EventFile(shown, stem, series, key=known[0], event=known[1])
+
     def read(self, file: Path, shown: str, series: SeriesDefaults, defaults_key: str) -> _EventFile:
-        """The file's bytes and key (bytes, then series defaults); the cached event when the
-        key is the last build's, or when the file is unchanged and so are the defaults.
-        A file the cache knows nothing of is read where it is parsed, perhaps in a worker."""
+        """The file's bytes and key (bytes, then series defaults), and the cached event
+        when the key is the last build's. A file the cache knows nothing of is read where
+        it is parsed, perhaps in a worker."""
         found = _EventFile(shown, file.stem, series)
         if not check_slug(Reader(found.shown, found.problems), None, file.stem, "event id"):
             return found
@@ -148,10 +160,6 @@ class _Walk:
         if known is None:  # a first build reads ten thousand files: in the workers that parse
             found.unread, found.defaults_key = file, defaults_key
             self.files.append(found)
-            return found
-        trusted = str(file) in self.unchanged
-        if known is not None and trusted and known[0].endswith(":" + defaults_key):
-            found.key, found.event = known
             return found
         data = read_bytes(file, found.shown)
         if isinstance(data, YamlFile):
