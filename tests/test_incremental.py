@@ -698,15 +698,13 @@ def test_a_folder_too_new_to_trust_keeps_its_parents_listed(tmp_path: Path) -> N
     assert settled == {"a": seen["a"]}
 
 
-def test_a_store_of_pieces_grown_past_its_bound_is_pruned_by_the_next_build(
-    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Pieces no file uses any more pile up over many edits; the build that works out
-    every key again must store only what it used, however few pieces it made, or every
-    later build would work out every key and list every file (seen at 10,000 events)."""
+def pruned(make_project: MakeProject, out: Path, starts: list[str]) -> tuple[Path, set[str]]:
+    """A project of one event per start, built, then built again after a first edit with
+    unused pieces added to its store, as after many edits (3/5 of the store): a build
+    that works out every key and prunes the store. The added pieces' keys come back."""
     events = {
-        f"series/s/events/e{i:03}.yaml": f"title: Talk {i}\nstart: 2026-12-{1 + i % 28:02} 12:00\n"
-        for i in range(200)
+        f"series/s/events/e{i:03}.yaml": f"title: Talk {i}\nstart: {start}\n"
+        for i, start in enumerate(starts)
     }
     root = make_project(
         {
@@ -715,15 +713,31 @@ def test_a_store_of_pieces_grown_past_its_bound_is_pruned_by_the_next_build(
             **events,
         }
     )
-    out = tmp_path / "out"
     pipeline.build(root, out, now=NOW)
-    store = buildstate.state_path(root, out).with_suffix(".fragments")
-    version, pieces = pickle.loads(store.read_bytes())
+    version, pieces = stored_pieces(root, out)
     unused = {f"unused {i}": b"an old piece" for i in range(len(pieces) * 3 // 5)}
-    store.write_bytes(pickle.dumps((version, {**pieces, **unused})))  # as after many edits
+    store = buildstate.state_path(root, out).with_suffix(".fragments")
+    store.write_bytes(pickle.dumps((version, {**pieces, **unused})))
     edit(root / "series/s/events/e000.yaml", "Talk 0", "Talk 0, revised")
     pipeline.build(root, out, now=NOW)  # works out every key
-    assert not unused.keys() & pickle.loads(store.read_bytes())[1].keys()
+    return root, set(unused)
+
+
+def stored_pieces(root: Path, out: Path) -> tuple[int, dict[str, bytes]]:
+    found: tuple[int, dict[str, bytes]]
+    found = pickle.loads(buildstate.state_path(root, out).with_suffix(".fragments").read_bytes())
+    return found
+
+
+def test_a_store_of_pieces_grown_past_its_bound_is_pruned_by_the_next_build(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pieces no file uses any more pile up over many edits; the build that works out
+    every key again must store only what it used, however few pieces it made, or every
+    later build would work out every key and list every file (seen at 10,000 events)."""
+    out = tmp_path / "out"
+    root, unused = pruned(make_project, out, [f"2026-12-{1 + i % 28:02} 12:00" for i in range(200)])
+    assert not unused & stored_pieces(root, out)[1].keys()
     paths = listed(monkeypatch)
     edit(root / "series/s/events/e001.yaml", "Talk 1", "Talk 1, revised")
     pipeline.build(root, out, now=NOW)
@@ -738,27 +752,10 @@ def test_a_pruned_store_keeps_the_vtimezones_of_calendars_it_did_not_make(
     """An event's own .ics holds a VTIMEZONE for its own years, which no other file
     may use. A build that prunes the store keeps it though the file was not made, so
     the next edit to that event does not load icalendar to make it again."""
-    events = {
-        f"series/s/events/e{i:03}.yaml": f"title: Talk {i}\nstart: {2020 + i % 7}-03-{1 + i % 28:02} 12:00\n"
-        for i in range(100)
-    }
-    root = make_project(
-        {
-            "announcer.yaml": "base_url: https://example.org/\n",
-            "series/s/series.yaml": "title: Seminars\ntimezone: America/Toronto\n",
-            **events,
-        }
-    )
     out = tmp_path / "out"
-    pipeline.build(root, out, now=NOW)
-    store = buildstate.state_path(root, out).with_suffix(".fragments")
-    version, pieces = pickle.loads(store.read_bytes())
-    unused = {f"unused {i}": b"an old piece" for i in range(len(pieces) * 3 // 5)}
-    store.write_bytes(pickle.dumps((version, {**pieces, **unused})))
-    edit(root / "series/s/events/e000.yaml", "Talk 0", "Talk 0, revised")
-    pipeline.build(root, out, now=NOW)  # works out every key, and prunes the store
-    kept = pickle.loads(store.read_bytes())[1]
-    assert not unused.keys() & kept.keys()
+    starts = [f"{2020 + i % 7}-03-{1 + i % 28:02} 12:00" for i in range(100)]
+    root, unused = pruned(make_project, out, starts)
+    assert not unused & stored_pieces(root, out)[1].keys()
     made: list[tuple[str, int, int]] = []
     real = ics._vtimezone
 
