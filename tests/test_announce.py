@@ -386,6 +386,16 @@ def test_cli_dry_run_lists_what_is_due(cli_project: Path) -> None:
     assert emls(cli_project) == {}
 
 
+def test_cli_dry_run_on_the_example_says_one_message(example_project: Path) -> None:
+    code, out = invoke(example_project, "announce", "--now", "2019-09-13T08:00:00Z", "--dry-run")
+    assert code == 0, out
+    assert (
+        "announcement policy-seminars/2019-09-20-participatory-budgeting (revision 0, 1 message): "
+        "[SPPA Seminar] Participatory budgeting: lessons from ten Canadian municipalities"
+    ) in out
+    assert "dry run: 1 message due; nothing sent or recorded" in out
+
+
 def test_cli_sends_lists_the_outbox_and_sends_nothing_twice(cli_project: Path) -> None:
     code, out = invoke(cli_project, "announce", "--now", "2026-11-27T09:00:00-05:00")
     assert code == 0, out

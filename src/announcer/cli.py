@@ -175,7 +175,10 @@ def announce(
             f"{copies} message{'s' if copies != 1 else ''}): {subject}"
         )
     if report.dry_run:
-        click.echo(f"dry run: {len(report.messages)} messages due; nothing sent or recorded")
+        count = len(report.messages)
+        click.echo(
+            f"dry run: {count} message{'s' if count != 1 else ''} due; nothing sent or recorded"
+        )
         return
     _delivery_summary(report)
     if not report.ok:
