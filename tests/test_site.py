@@ -138,25 +138,25 @@ def _zoned(zone: str, *parts: int) -> datetime:
     return datetime(*parts, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
 
 
+def _talk(zone: str, day: tuple[int, int, int], hours: tuple[int, int]) -> Event:
+    """From one whole hour to another on one day, in ``zone``."""
+    start, end = (_zoned(zone, *day, hour) for hour in hours)
+    return _at(start, end, zone)
+
+
 def test_dates_in_words_follow_each_zone_and_season() -> None:
     """One process says them all, in this order: a part kept from an earlier event
     (the same hours, the same zone in another season) must not leak into a later one."""
-    toronto, paris = "America/Toronto", "Europe/Paris"
+    toronto, paris, noon = "America/Toronto", "Europe/Paris", (12, 13)
     said = [
-        (_at(_zoned(toronto, 2018, 11, 30, 12), _zoned(toronto, 2018, 11, 30, 13), toronto), "en",
-         "Friday, November 30, 2018, 12:00 – 13:00 EST"),
-        (_at(_zoned(toronto, 2019, 6, 14, 12), _zoned(toronto, 2019, 6, 14, 13), toronto), "en",
-         "Friday, June 14, 2019, 12:00 – 13:00 EDT"),
-        (_at(_zoned(paris, 2019, 6, 14, 12), _zoned(paris, 2019, 6, 14, 13), paris), "en",
-         "Friday, June 14, 2019, 12:00 – 13:00 CEST"),
-        (_at(_zoned(toronto, 2018, 11, 30, 12), _zoned(toronto, 2018, 11, 30, 13), toronto), "fr-CA",
+        (_talk(toronto, (2018, 11, 30), noon), "en", "Friday, November 30, 2018, 12:00 – 13:00 EST"),
+        (_talk(toronto, (2019, 6, 14), noon), "en", "Friday, June 14, 2019, 12:00 – 13:00 EDT"),
+        (_talk(paris, (2019, 6, 14), noon), "en", "Friday, June 14, 2019, 12:00 – 13:00 CEST"),
+        (_talk(toronto, (2018, 11, 30), noon), "fr-CA",
          "vendredi 30 novembre 2018, 12 h 00 – 13 h 00 HNE"),
-        (_at(_zoned(toronto, 2019, 6, 14, 12), _zoned(toronto, 2019, 6, 14, 13), toronto), "fr-CA",
-         "vendredi 14 juin 2019, 12 h 00 – 13 h 00 HAE"),
-        (_at(_zoned(paris, 2019, 6, 14, 12), _zoned(paris, 2019, 6, 14, 13), paris), "fr",
-         "vendredi 14 juin 2019, 12:00 – 13:00 CEST"),
-        (_at(_zoned(paris, 2019, 1, 14, 12), _zoned(paris, 2019, 1, 14, 13), paris), "en",
-         "Monday, January 14, 2019, 12:00 – 13:00 CET"),
+        (_talk(toronto, (2019, 6, 14), noon), "fr-CA", "vendredi 14 juin 2019, 12 h 00 – 13 h 00 HAE"),
+        (_talk(paris, (2019, 6, 14), noon), "fr", "vendredi 14 juin 2019, 12:00 – 13:00 CEST"),
+        (_talk(paris, (2019, 1, 14), noon), "en", "Monday, January 14, 2019, 12:00 – 13:00 CET"),
         (_at(_zoned(toronto, 2019, 6, 14, 9), _zoned(toronto, 2019, 6, 15, 17), toronto), "en",
          "Friday, June 14, 2019 9:00 AM – Saturday, June 15, 2019 5:00 PM EDT"),
         (_at(date(2019, 6, 14), date(2019, 6, 15), toronto), "en",
