@@ -6,8 +6,11 @@ Usage: python benchmarks/run.py [--sizes 1000,10000] [--repeat N] [--quick]
 For each size a tree is generated once (10 series, ``calendar: {past_days: all}``
 and ``feeds: {limit: all}`` so every feed and calendar carries every event),
 copied once per tool, then built as whole processes, A B A B: cold full build,
-no-op rebuild, rebuild after one event changed. Prints the machine, the
-commands and a Markdown table per size; ``--json`` saves every run.
+no-op rebuild, rebuild after one event changed. Then announcer alone builds the
+same events with the shipped defaults (feeds of 50, calendars of the past year
+and the future), and the edit is to an upcoming event: what an organiser sees.
+Prints the machine, the commands and a Markdown table per size; ``--json``
+saves every run.
 """
 
 from __future__ import annotations
@@ -45,12 +48,14 @@ HERE = Path(__file__).resolve().parent
 NOW = "2026-11-28T00:00:00Z"
 SERIES = 10
 EQUAL_WORK = "calendar:\n  past_days: all\nfeeds:\n  limit: all\n"
+DEFAULTS = "defaults"  # the tree's suffix and the tool's name when announcer.yaml is left as is
 SCENARIOS = ("cold", "noop", "one")
 LABELS = {
     "cold": "cold full build",
     "noop": "no-op rebuild",
     "one": "rebuild after one event changed",
 }
+UPCOMING_LABEL = "rebuild after one upcoming event changed"
 TARGETS = {"cold": 8.0, "noop": 0.6, "one": 1.5}  # seconds at 10,000 events (issue 6)
 TARGET_RSS_MIB = 400
 TARGET_SIZE = 10_000
@@ -77,10 +82,10 @@ class Tool:
 
     def command(self) -> list[str]:
         """The exact command line of one build."""
-        if self.name == "announcer":
-            return [sys.executable, "-m", "announcer", "-C", str(self.tree), "build",
-                    "--out", str(self.out), "--now", NOW]
-        return [sys.executable, str(HERE / "baseline.py"), str(self.tree), str(self.out)]
+        if self.name == "baseline":
+            return [sys.executable, str(HERE / "baseline.py"), str(self.tree), str(self.out)]
+        return [sys.executable, "-m", "announcer", "-C", str(self.tree), "build",
+                "--out", str(self.out), "--now", NOW]
 
     def make_cold(self) -> None:
         """Set aside the output and remove any state a previous build left in the tree.
@@ -180,23 +185,27 @@ def workdir(given: Path | None) -> Iterator[Path]:
         yield Path(folder)
 
 
-def pristine_tree(root: Path, events: int, seed: int) -> Path:
-    """The generated tree for ``events`` (made once, reused when complete)."""
-    tree = root / f"tree-{events}-seed{seed}"
+def pristine_tree(root: Path, events: int, seed: int, defaults: bool = False) -> Path:
+    """The generated tree for ``events`` (made once, reused when complete): at equal
+    work, or with ``defaults`` as generated, the settings a new site starts with."""
+    tree = root / (f"tree-{events}-seed{seed}" + (f"-{DEFAULTS}" if defaults else ""))
     done = tree / ".generated"
     if not done.exists():
         shutil.rmtree(tree, ignore_errors=True)
         generate(tree, SERIES, events // SERIES, seed)
-        with (tree / "announcer.yaml").open("a", encoding="utf-8") as site:
-            site.write(EQUAL_WORK)
+        if not defaults:
+            with (tree / "announcer.yaml").open("a", encoding="utf-8") as site:
+                site.write(EQUAL_WORK)
         done.touch()
     return tree
 
 
-def make_tools(root: Path, pristine: Path, events: int) -> list[Tool]:
+def make_tools(
+    root: Path, pristine: Path, events: int, names: tuple[str, ...] = ("announcer", "baseline")
+) -> list[Tool]:
     """A fresh copy of the tree for each tool (announcer first: A B A B)."""
     tools = []
-    for name in ("announcer", "baseline"):
+    for name in names:
         folder = root / f"run-{events}" / name
         discard(folder, root / DISCARDED)
         folder.mkdir(parents=True)
@@ -206,17 +215,23 @@ def make_tools(root: Path, pristine: Path, events: int) -> list[Tool]:
     return tools
 
 
-def edited_event(tree: Path) -> Path:
-    """The event file the one-change scenario edits: the first one with a location."""
+def edited_event(tree: Path, upcoming: bool = False) -> Path:
+    """The event file the one-change scenario edits: the first one with a location,
+    and with ``upcoming`` the first that starts on or after ``NOW``'s day."""
     for path in sorted(tree.glob("series/*/events/*.yaml")):
-        if re.search(r"^location: ", path.read_text(encoding="utf-8"), re.MULTILINE):
+        text = path.read_text(encoding="utf-8")
+        start = re.search(r"^start: (\d{4}-\d{2}-\d{2})", text, re.MULTILINE)
+        if upcoming and (start is None or start[1] < NOW[:10]):
+            continue
+        if re.search(r"^location: ", text, re.MULTILINE):
             return path
-    raise RuntimeError(f"no event with a location line in {tree}")
+    what = "upcoming event" if upcoming else "event"
+    raise RuntimeError(f"no {what} with a location line in {tree}")
 
 
-def change_one_event(tree: Path) -> None:
+def change_one_event(tree: Path, upcoming: bool = False) -> None:
     """Switch the location of one event between two values: always a real change."""
-    path = edited_event(tree)
+    path = edited_event(tree, upcoming)
     text = path.read_text(encoding="utf-8")
     new = LOCATIONS[1] if f"location: {LOCATIONS[0]}\n" in text else LOCATIONS[0]
     text = re.sub(r"^location: .*$", f"location: {new}", text, count=1, flags=re.MULTILINE)
@@ -228,7 +243,7 @@ def measure_build(tool: Tool, scenario: str, repeat: int, log: Path) -> Record:
     if scenario == "cold":
         tool.make_cold()
     elif scenario == "one":
-        change_one_event(tool.tree)
+        change_one_event(tool.tree, upcoming=tool.name == DEFAULTS)
     before = snapshot(tool.out)
     run: Run = run_process(tool.command(), log, tool.env())
     paths = touched(before, snapshot(tool.out))
@@ -257,7 +272,20 @@ def run_size(root: Path, events: int, repeat: int, seed: int) -> SizeResult:
     """Every scenario at one size, A B A B."""
     progress(f"{events:,} events: generating / copying trees")
     tools = make_tools(root, pristine_tree(root, events, seed), events)
-    result = SizeResult(events, SERIES, repeat)
+    return measure_all(tools, SizeResult(events, SERIES, repeat))
+
+
+def run_defaults(root: Path, events: int, repeat: int, seed: int) -> SizeResult:
+    """Every scenario at one size, announcer alone with the shipped defaults."""
+    progress(f"{events:,} events, shipped defaults: generating / copying the tree")
+    pristine = pristine_tree(root, events, seed, defaults=True)
+    tools = make_tools(root, pristine, events, names=(DEFAULTS,))
+    return measure_all(tools, SizeResult(events, SERIES, repeat))
+
+
+def measure_all(tools: list[Tool], result: SizeResult) -> SizeResult:
+    """Each scenario ``result.repeat`` times, the tools taking turns."""
+    repeat = result.repeat
     for scenario in SCENARIOS:
         for index in range(repeat):
             for tool in tools:
@@ -267,7 +295,7 @@ def run_size(root: Path, events: int, repeat: int, seed: int) -> SizeResult:
                 progress(f"  {scenario:4} {tool.name:9} {index + 1}/{repeat}: "
                          f"{record.wall:.2f} s, {record.max_rss_kib / 1024:.0f} MiB, "
                          f"{record.touched:,} files touched")
-                if scenario != "cold" and tool.name == "announcer" and record.examples:
+                if scenario != "cold" and tool.name != "baseline" and record.examples:
                     progress(f"    e.g. {', '.join(record.examples)}")
         if scenario == "cold":
             result.outputs = {tool.name: output_summary(tool) for tool in tools}
@@ -379,12 +407,12 @@ def check_equal_work(result: SizeResult) -> list[str]:
     return warnings
 
 
-def check_noop(result: SizeResult) -> list[str]:
+def check_noop(result: SizeResult, tool: str = "announcer") -> list[str]:
     """A warning for each no-op rebuild of announcer that touched files."""
     return [f"- WARNING: announcer's no-op rebuild touched {r.touched:,} files, "
             f"e.g. {', '.join(r.examples)}"
             for r in result.records
-            if r.scenario == "noop" and r.tool == "announcer" and r.touched]
+            if r.scenario == "noop" and r.tool == tool and r.touched]
 
 
 def report_size(result: SizeResult) -> str:
@@ -400,6 +428,43 @@ def report_size(result: SizeResult) -> str:
                       *check_noop(result), ""])
 
 
+def defaults_rows(result: SizeResult) -> list[list[str]]:
+    """Timings against the targets, memory and output of the shipped-defaults builds."""
+    rows = []
+    for scenario in SCENARIOS:
+        wall = statistics.median(result.walls(scenario, DEFAULTS))
+        label = UPCOMING_LABEL if scenario == "one" else LABELS[scenario]
+        verdict = "" if scenario == "cold" else meets(  # the cold target is at equal work
+            result.events, f"≤ {TARGETS[scenario]:g} s", wall <= TARGETS[scenario])
+        rows.append([label, seconds(wall), verdict])
+    peak = result.peak_kib(DEFAULTS)
+    rows.append(["peak RSS (highest build)", mib(peak), meets(
+        result.events, f"≤ {TARGET_RSS_MIB} MiB", peak <= TARGET_RSS_MIB * 1024)])
+    out = result.outputs[DEFAULTS]
+    rows += [["output files", f"{out['files']:,}", ""],
+             ["output bytes", size(out["bytes"]), ""],
+             ["VEVENTs in calendar.ics", f"{out['vevents']:,}", ""],
+             ["entries in feed.atom", f"{out['atom_entries']:,}", ""]]
+    for scenario in ("noop", "one"):
+        label = UPCOMING_LABEL if scenario == "one" else LABELS[scenario]
+        touched = " / ".join(f"{n:,}" for n in result.touched(scenario, DEFAULTS))
+        rows.append([f"files touched by {label}", touched, ""])
+    return rows
+
+
+def report_defaults(result: SizeResult) -> str:
+    """Heading, table and notes for announcer alone with the shipped defaults."""
+    builds = "build" if result.repeat == 1 else "builds"
+    head = (f"### {result.events:,} events, announcer alone with the shipped defaults, "
+            f"{result.repeat} {builds} per figure")
+    lines = ["| figure | announcer | target at 10,000 events |", "| --- | --- | --- |"]
+    lines += ["| " + " | ".join(row) + " |" for row in defaults_rows(result)]
+    notes = ["announcer.yaml as generated: feeds of the newest 50 entries, calendars from a "
+             "year back. The edit: the location of the first event (by path) that starts "
+             "on or after the build's day. Times are medians."]
+    return "\n".join([head, "", *lines, "", *notes, *check_noop(result, DEFAULTS), ""])
+
+
 def report_header(info: dict[str, Any], tools: list[Tool], root: Path) -> str:
     """Machine, interpreter and exact commands."""
     memory = info["memory_bytes"]
@@ -407,7 +472,8 @@ def report_header(info: dict[str, Any], tools: list[Tool], root: Path) -> str:
              f"- machine: {info['platform']}, {info['cpu_count']} CPUs ({info['cpu_model']}), "
              + (f"{memory / 2**30:.1f} GiB RAM" if memory else "memory unknown"),
              f"- Python {info['python']} ({info['executable']})",
-             "- announcer.yaml gets `calendar: {past_days: all}` and `feeds: {limit: all}`",
+             "- announcer.yaml gets `calendar: {past_days: all}` and `feeds: {limit: all}` "
+             "(the comparison; the shipped-defaults tables leave it as generated)",
              "- cold: no output folder, cache folder, ledger.json or .announcer/; "
              "no-op: run again; one change: one event's location edited, then run",
              "", "Commands:", "", "```"]
@@ -418,17 +484,20 @@ def report_header(info: dict[str, Any], tools: list[Tool], root: Path) -> str:
     return "\n".join([*lines, "```", "", where, ""])
 
 
-def to_json(info: dict[str, Any], commands: list[list[str]], results: list[SizeResult]) -> str:
+def to_json(info: dict[str, Any], commands: list[list[str]], results: list[SizeResult],
+            defaults: list[SizeResult]) -> str:
     """Raw results as JSON."""
-    sizes = []
-    for result in results:
-        outputs = {tool: {k: v for k, v in out.items() if k != "stats"}
-                   for tool, out in result.outputs.items()}
-        sizes.append({"events": result.events, "series": result.series,
-                      "repeat": result.repeat, "outputs": outputs,
-                      "runs": [asdict(r) for r in result.records]})
-    return json.dumps({"machine": info, "now": NOW, "commands": commands, "sizes": sizes},
-                      indent=2)
+    return json.dumps({"machine": info, "now": NOW, "commands": commands,
+                       "sizes": [size_json(result) for result in results],
+                       "defaults": [size_json(result) for result in defaults]}, indent=2)
+
+
+def size_json(result: SizeResult) -> dict[str, Any]:
+    """One size's outputs and runs."""
+    outputs = {tool: {k: v for k, v in out.items() if k != "stats"}
+               for tool, out in result.outputs.items()}
+    return {"events": result.events, "series": result.series, "repeat": result.repeat,
+            "outputs": outputs, "runs": [asdict(r) for r in result.records]}
 
 
 def check_baseline_imports() -> None:
@@ -451,6 +520,7 @@ def main(argv: list[str] | None = None) -> None:
     check_baseline_imports()
     info = machine()
     results: list[SizeResult] = []
+    defaults: list[SizeResult] = []
     sample = [Tool(name, Path("TREE"), Path("OUT"), Path("CACHE"), Path("DISCARDED"))
               for name in ("announcer", "baseline")]
     with workdir(args.workdir) as root:
@@ -460,11 +530,14 @@ def main(argv: list[str] | None = None) -> None:
                 repeat = args.repeat or default_repeat(events)
                 results.append(run_size(root, events, repeat, args.seed))
                 print(report_size(results[-1]), flush=True)
+                defaults.append(run_defaults(root, events, max(repeat, 3), args.seed))
+                print(report_defaults(defaults[-1]), flush=True)
         finally:
             shutil.rmtree(root / DISCARDED, ignore_errors=True)  # after the last build
     if args.json:
         commands = [tool.command() for tool in sample]
-        args.json.write_text(to_json(info, commands, results) + "\n", encoding="utf-8")
+        text = to_json(info, commands, results, defaults)
+        args.json.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
