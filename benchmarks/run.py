@@ -7,8 +7,9 @@ For each size a tree is generated once (10 series, ``calendar: {past_days: all}`
 and ``feeds: {limit: all}`` so every feed and calendar carries every event),
 copied once per tool, then built as whole processes, A B A B: cold full build,
 no-op rebuild, rebuild after one event changed. Then announcer alone builds the
-same events with the shipped defaults (feeds of 50, calendars of the past year
-and the future), and the edit is to an upcoming event: what an organiser sees.
+same events with the shipped defaults (feeds of 50, combined and tag calendars
+of the past year and the future), and the edit is to an upcoming event: what an
+organiser sees.
 Prints the machine, the commands and a Markdown table per size; ``--json``
 saves every run.
 """
@@ -459,9 +460,10 @@ def report_defaults(result: SizeResult) -> str:
             f"{result.repeat} {builds} per figure")
     lines = ["| figure | announcer | target at 10,000 events |", "| --- | --- | --- |"]
     lines += ["| " + " | ".join(row) + " |" for row in defaults_rows(result)]
-    notes = ["announcer.yaml as generated: feeds of the newest 50 entries, calendars from a "
-             "year back. The edit: the location of the first event (by path) that starts "
-             "on or after the build's day. Times are medians."]
+    notes = ["announcer.yaml as generated: feeds of the newest 50 entries, the combined and "
+             "tag calendars from a year back (a series' calendar keeps all its events). The "
+             "edit: the location of the first event (by path) that starts on or after the "
+             "build's day. Times are medians."]
     return "\n".join([head, "", *lines, "", *notes, *check_noop(result, DEFAULTS), ""])
 
 
