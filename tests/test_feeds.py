@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -15,8 +16,8 @@ from feedgen.entry import FeedEntry
 from lxml import etree
 
 from announcer import ledger as ledgers
-from announcer import markup, urls
-from announcer.adapters import feedtext
+from announcer import markup, pipeline, urls
+from announcer.adapters import feeds, feedtext
 from announcer.adapters.feeds import ENTRY_NAMESPACE
 from announcer.load import load_site
 from announcer.model import Event, Site
@@ -304,6 +305,47 @@ def test_feeds_hold_at_most_the_configured_number(
         titles = [e.title for e in parse(tmp_path / f"out/talks/feed.{kind}").entries]
         assert len(titles) == count
         assert titles[0].endswith("Talk 54"), "all announced together: the latest start first"
+
+
+def test_entries_are_made_for_the_events_feeds_carry_and_no_others(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a feed limit most events are in no feed (at 10,000 events and the default 50,
+    9,350 of them): their entries were made and never written. Every entry a feed
+    holds is ready before the files are made, each made once."""
+    files = {
+        "announcer.yaml": "title: Limited\nbase_url: https://small.example/\nfeeds: {limit: 2}\n",
+        "series/a/series.yaml": "title: A\ntimezone: Europe/London\n",
+        "series/b/series.yaml": "title: B\ntimezone: Europe/London\n",
+    }
+    for n in range(12):
+        tags = ["odd" if n % 2 else "even", *(["third"] if n % 3 == 0 else [])]
+        files[f"series/{'ab'[n % 2]}/events/t{n:02d}.yaml"] = (
+            f"title: Talk {n}\nstart: 2030-01-{n + 1:02d} 12:00\ntags: [{', '.join(tags)}]\n"
+        )
+    project = make_project(files)
+    made: list[str] = []
+    prepared: list[str] = []
+    build_entry, prepare = feeds._Writer._build_entry, pipeline.prepare
+
+    def counted(writer: feeds._Writer, event: Event) -> feedtext.Entry:
+        made.append(event.key)
+        return build_entry(writer, event)
+
+    def preparing(*args: Any) -> None:
+        prepare(*args)
+        prepared.extend(made)
+
+    monkeypatch.setattr(feeds._Writer, "_build_entry", counted)
+    monkeypatch.setattr(pipeline, "prepare", preparing)
+    build_into(project, tmp_path / "out", NOW)
+    keys = {expected_id(event): event.key for event in shown(load_site(project))}
+    held = {keys[e.id] for path in (tmp_path / "out").rglob("feed.atom") for e in parse(path).entries}
+    # Newest first, two each: the site's t11 and t10, series a's t10 and t08, b's t11 and
+    # t09, even's t10 and t08, odd's t11 and t09, third's (0, 3, 6, 9) t09 and t06.
+    assert held == {"b/t11", "a/t10", "a/t08", "b/t09", "a/t06"}
+    assert sorted(made) == sorted(held), "an entry no feed holds, or one made twice"
+    assert prepared == made, "entries made after preparing"
 
 
 def test_feeds_are_byte_identical_and_carry_no_build_time(

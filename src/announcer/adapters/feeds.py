@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -58,9 +59,11 @@ class FeedsAdapter(OutputAdapter):
 
     def prepare(self, context: BuildContext, events: Sequence[Event]) -> None:
         writer = _Writer(context)
+        carried = writer.carried()
         for event in events:
             for shown in expand(event):
-                writer.entry_xml(shown, "atom")
+                if carried is None or shown.key in carried:
+                    writer.entry_xml(shown, "atom")
 
     def files(self, context: BuildContext) -> Iterator[LazyFile]:
         writer = _Writer(context)
@@ -201,13 +204,45 @@ class _Writer:
     def _order(self, event: Event) -> tuple[datetime, datetime, str]:
         return self.context.ledger.revision(event).first_seen, event.begins, event.key
 
+    def carried(self) -> frozenset[str] | None:
+        """The events some feed carries, worked out once per build; None when feeds carry
+        every event. With the default limit of 50, a few hundred of ten thousand events:
+        entries for the others would be made and never written."""
+        limit = self.site.feeds.limit
+        if limit is None:
+            return None
+        found = self.context.cache.get("feeds.carried")
+        if not isinstance(found, frozenset):
+            found = self.context.cache["feeds.carried"] = frozenset(self._carried(limit))
+        return found
+
+    def _carried(self, limit: int) -> Iterator[str]:
+        """One pass down the newest-first order, each feed taking events until it holds
+        ``limit``: what :meth:`_newest` chooses for the site's, each series' and each
+        tag's feed, without sorting each of them."""
+        taken: Counter[tuple[str, str]] = Counter()
+        for event in self._ranked():
+            feeds = [("site", ""), ("series", event.series), *(("tag", t) for t in event.tags)]
+            wanted = [feed for feed in feeds if taken[feed] < limit]
+            if wanted:
+                taken.update(wanted)
+                yield event.key
+
     def _ranks(self) -> dict[str, int]:
-        """Every shown event's place in the newest-first order, sorted once per build:
-        every feed is a subset, and sorting each by the ledger cost more than its entries."""
+        """Every shown event's place in the newest-first order: every feed is a subset,
+        and sorting each by the ledger cost more than its entries."""
         found = self.context.cache.get("feeds.ranks")
         if not isinstance(found, dict):
-            ordered = sorted(listing.shown(self.context), key=self._order, reverse=True)
-            found = self.context.cache["feeds.ranks"] = {e.key: n for n, e in enumerate(ordered)}
+            ranked = self._ranked()
+            found = self.context.cache["feeds.ranks"] = {e.key: n for n, e in enumerate(ranked)}
+        return found
+
+    def _ranked(self) -> list[Event]:
+        """Every shown event, newest announcement first, sorted once per build."""
+        found = self.context.cache.get("feeds.ranked")
+        if not isinstance(found, list):
+            ranked = sorted(listing.shown(self.context), key=self._order, reverse=True)
+            found = self.context.cache["feeds.ranked"] = ranked
         return found
 
     def _updated(self, chosen: Sequence[Event]) -> datetime:
