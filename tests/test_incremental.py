@@ -344,6 +344,17 @@ def test_the_project_path_as_spelled_does_not_matter(
     assert read == [] and result.report.written == []
 
 
+def test_the_output_path_as_spelled_does_not_matter(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--out public` after `--out /abs/public` is the same output: nothing to do."""
+    root, out = settle(tree(make_project)), tmp_path / "out"
+    pipeline.build(root, out.resolve(), now=NOW)
+    monkeypatch.chdir(tmp_path)
+    result = pipeline.build(root, Path("out"), now=NOW)
+    assert result.loaded is None and result.report.written == []
+
+
 @pytest.mark.parametrize(
     "written",
     [

@@ -113,8 +113,9 @@ def build(
     never records a change that was not published. ``jobs`` is how many
     processes render (default: one per core); the output does not depend on it.
     """
+    resolved = out.resolve() if out is not None else None
     with heap.paused():
-        return _build(project.resolve(), out, now, adapters, base_url, save_ledger, jobs)
+        return _build(project.resolve(), resolved, now, adapters, base_url, save_ledger, jobs)
 
 
 def _build(
@@ -126,8 +127,8 @@ def _build(
     save_ledger: bool,
     jobs: int | None,
 ) -> BuildResult:
-    """:func:`build` for a resolved ``project``: the record of input files must not depend
-    on how the path was spelled."""
+    """:func:`build` for a resolved ``project`` and ``out``: neither the record of input
+    files nor the options a build is compared by may depend on how a path was spelled."""
     clock, started = now or ledgers.utc_now(), time.time_ns()
     state = buildstate.load(project, out)
     options = _options(out, base_url, save_ledger, adapters)
