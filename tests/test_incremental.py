@@ -26,6 +26,7 @@ from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, Outpu
 from announcer.buildstate import stat_of
 from announcer.delivery import files as publishing
 from announcer.load import project as project_loader
+from announcer.model import Event
 from tests.conftest import NOW, MakeProject
 
 TALK = "series/s/events/talk.yaml"
@@ -709,18 +710,23 @@ def test_a_folder_too_new_to_trust_keeps_its_parents_listed(tmp_path: Path) -> N
     assert settled == {"a": seen["a"]}
 
 
-def pruned(make_project: MakeProject, out: Path, starts: list[str]) -> tuple[Path, set[str]]:
-    """A project of one event per start, built, then built again after a first edit with
-    unused pieces added to its store, as after many edits (3/5 of the store): a build
-    that works out every key and prunes the store. The added pieces' keys come back."""
+def pruned(
+    make_project: MakeProject, out: Path, starts: list[str], others: tuple[str, ...] = ()
+) -> tuple[Path, set[str]]:
+    """A project of one event per start (and per start of ``others``, in series ``t``),
+    built, then built again after a first edit in series ``s`` with unused pieces added
+    to its store, as after many edits (3/5 of the store): a build that works out every
+    key and prunes the store. The added pieces' keys come back."""
     events = {
-        f"series/s/events/e{i:03}.yaml": f"title: Talk {i}\nstart: {start}\n"
-        for i, start in enumerate(starts)
+        f"series/{name}/events/e{i:03}.yaml": f"title: Talk {i}\nstart: {start}\n"
+        for name, chosen in (("s", starts), ("t", others))
+        for i, start in enumerate(chosen)
     }
     root = make_project(
         {
             "announcer.yaml": "base_url: https://example.org/\n",
             "series/s/series.yaml": "title: Seminars\ntimezone: America/Toronto\n",
+            **({"series/t/series.yaml": "title: Others\ntimezone: Europe/Paris\n"} if others else {}),
             **events,
         }
     )
@@ -754,6 +760,34 @@ def test_a_store_of_pieces_grown_past_its_bound_is_pruned_by_the_next_build(
     pipeline.build(root, out, now=NOW)
     assert "s/e002/index.html" not in paths  # the own files of unchanged events are kept
     assert "s/e001/index.html" in paths
+    assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)
+
+
+def test_a_pruned_store_keeps_the_vevents_of_calendars_it_did_not_make(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Series t's calendar was not made by the build that pruned (the edit was in s,
+    and t's talks are too old for the site's calendar), nor were its VEVENTs asked for
+    ahead (s's 70 talks come first, past the first 64 that decide whether to prepare
+    every event): they stay stored, or the next edit in t makes every one again."""
+    out = tmp_path / "out"
+    starts = [f"2026-12-{1 + i % 28:02} 12:00" for i in range(70)]
+    assert len(starts) > pipeline.PROBE
+    others = tuple(f"2020-03-{1 + i:02} 12:00" for i in range(20))
+    root, unused = pruned(make_project, out, starts, others)
+    assert not unused & stored_pieces(root, out)[1].keys()
+    made: list[str] = []
+    real = ics._Writer._serialise
+
+    def serialise(writer: ics._Writer, event: Event) -> bytes:
+        made.append(event.key)
+        return real(writer, event)
+
+    monkeypatch.setattr(ics._Writer, "_serialise", serialise)
+    edit(root / "series/t/events/e003.yaml", "Talk 3", "Talk 3 revised")
+    pipeline.build(root, out, now=NOW)
+    assert made == ["t/e003"]
+    assert b"SUMMARY:Talk 3 revised" in (out / "t/calendar.ics").read_bytes()
     assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)
 
 
