@@ -311,7 +311,7 @@ def test_entries_are_made_for_the_events_feeds_carry_and_no_others(
     make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a feed limit most events are in no feed (at 10,000 events and the default 50,
-    9,350 of them): their entries were made and never written. Every entry a feed
+    9,352 of them): their entries were made and never written. Every entry a feed
     holds is ready before the files are made, each made once."""
     files = {
         "announcer.yaml": "title: Limited\nbase_url: https://small.example/\nfeeds: {limit: 2}\n",
