@@ -201,6 +201,11 @@ def changed_since(told: Sent, revision: Revision) -> bool:
     return any(told.state.get(k) != revision.state.get(k) for k in WHEN_AND_WHERE)
 
 
+_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+"""One encoder for every line: ``json.dumps`` with options makes a new one per call, a
+third of the time it took to write ten thousand entries."""
+
+
 def dumps(ledger: Ledger) -> str:
     """Stable JSON, one event per line, keys sorted: a change shows in git as that event's line.
 
@@ -208,7 +213,7 @@ def dumps(ledger: Ledger) -> str:
     to the pure-Python one, seconds for ten thousand events).
     """
     lines = [
-        f"  {json.dumps(key, ensure_ascii=False)}: {_entry_json(ledger.entries[key])}"
+        f"  {_JSON.encode(key)}: {_entry_json(ledger.entries[key])}"
         for key in sorted(ledger.entries)
     ]
     body = ",\n".join(lines)
@@ -228,7 +233,7 @@ def _entry_json(entry: Revision) -> str:
     }
     if entry.announced:
         value["announced"] = {k: _sent(s) for k, s in entry.announced.items()}
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return _JSON.encode(value)
 
 
 def save(ledger: Ledger, path: Path) -> bool:
