@@ -345,6 +345,31 @@ def test_the_project_path_as_spelled_does_not_matter(
     assert read == [] and result.report.written == []
 
 
+def test_an_event_that_joins_a_limited_feed_is_in_it_after_a_rebuild(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build prepares entries only for the events feeds carry: talk A, too early for a
+    feed of two, has none stored, and moved after the others it must get one."""
+    talks = {f"series/s/events/{n}.yaml": f"title: {n}\nstart: 2026-12-{d} 12:00\n"
+             for n, d in (("a", "01"), ("b", "08"), ("c", "15"))}
+    root = settle(
+        make_project(
+            {
+                "announcer.yaml": "base_url: https://example.org/\nfeeds: {limit: 2}\n",
+                "series/s/series.yaml": "title: Seminars\ntimezone: America/Toronto\n",
+                **talks,
+            }
+        )
+    )
+    out = tmp_path / "out"
+    pipeline.build(root, out, now=NOW)
+    assert b"\xe2\x80\x94 a</title>" not in (out / "s/feed.atom").read_bytes()
+    edit(root / "series/s/events/a.yaml", "2026-12-01", "2026-12-22")
+    rebuild_matches_scratch(root, out, tmp_path, NOW, monkeypatch)
+    for kind in ("atom", "rss"):
+        assert b"\xe2\x80\x94 a</title>" in (out / f"s/feed.{kind}").read_bytes(), kind
+
+
 def test_the_output_path_as_spelled_does_not_matter(
     make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
