@@ -354,17 +354,21 @@ def memory_row(result: SizeResult) -> list[str]:
 
 def output_rows(result: SizeResult) -> list[list[str]]:
     """Equal work made visible: files, bytes, events in the top calendar and feed."""
-    a, b = result.outputs["announcer"], result.outputs["baseline"]
-    rows = [["output files", f"{a['files']:,}", f"{b['files']:,}", "", ""],
-            ["output bytes", size(a["bytes"]), size(b["bytes"]), "", ""],
-            ["VEVENTs in calendar.ics", f"{a['vevents']:,}", f"{b['vevents']:,}", "", ""],
-            ["entries in feed.atom", f"{a['atom_entries']:,}", f"{b['atom_entries']:,}", "", ""]]
-    for scenario in ("noop", "one"):
-        label = "files touched by " + ("no-op rebuild" if scenario == "noop"
-                                       else "rebuild after one change")
-        cells = [" / ".join(f"{n:,}" for n in result.touched(scenario, tool))
-                 for tool in ("announcer", "baseline")]
-        rows.append([label, *cells, "", ""])
+    cells = output_cells(result, ("announcer", "baseline"), "rebuild after one change")
+    return [[*row, "", ""] for row in cells]
+
+
+def output_cells(result: SizeResult, tools: tuple[str, ...], one: str) -> list[list[str]]:
+    """A label and one cell per tool: files, bytes, events in the top calendar and feed,
+    and the files each rebuild touched (``one`` names the one-change rebuild)."""
+    outs = [result.outputs[tool] for tool in tools]
+    rows = [["output files", *(f"{out['files']:,}" for out in outs)],
+            ["output bytes", *(size(out["bytes"]) for out in outs)],
+            ["VEVENTs in calendar.ics", *(f"{out['vevents']:,}" for out in outs)],
+            ["entries in feed.atom", *(f"{out['atom_entries']:,}" for out in outs)]]
+    for scenario, label in (("noop", LABELS["noop"]), ("one", one)):
+        touched = [" / ".join(f"{n:,}" for n in result.touched(scenario, tool)) for tool in tools]
+        rows.append([f"files touched by {label}", *touched])
     return rows
 
 
@@ -441,16 +445,7 @@ def defaults_rows(result: SizeResult) -> list[list[str]]:
     peak = result.peak_kib(DEFAULTS)
     rows.append(["peak RSS (highest build)", mib(peak), meets(
         result.events, f"≤ {TARGET_RSS_MIB} MiB", peak <= TARGET_RSS_MIB * 1024)])
-    out = result.outputs[DEFAULTS]
-    rows += [["output files", f"{out['files']:,}", ""],
-             ["output bytes", size(out["bytes"]), ""],
-             ["VEVENTs in calendar.ics", f"{out['vevents']:,}", ""],
-             ["entries in feed.atom", f"{out['atom_entries']:,}", ""]]
-    for scenario in ("noop", "one"):
-        label = UPCOMING_LABEL if scenario == "one" else LABELS[scenario]
-        touched = " / ".join(f"{n:,}" for n in result.touched(scenario, DEFAULTS))
-        rows.append([f"files touched by {label}", touched, ""])
-    return rows
+    return rows + [[*row, ""] for row in output_cells(result, (DEFAULTS,), UPCOMING_LABEL)]
 
 
 def report_defaults(result: SizeResult) -> str:
