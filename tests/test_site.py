@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from announcer import markup, urls
+from announcer.adapters import listing as listings
 from announcer.load import load_site
 from announcer.model import Event, Site
 from announcer.recurrence import expand
@@ -149,18 +150,35 @@ def test_dates_in_words_follow_each_zone_and_season() -> None:
     (the same hours, the same zone in another season) must not leak into a later one."""
     toronto, paris, noon = "America/Toronto", "Europe/Paris", (12, 13)
     said = [
-        (_talk(toronto, (2018, 11, 30), noon), "en", "Friday, November 30, 2018, 12:00 – 13:00 EST"),
+        (
+            _talk(toronto, (2018, 11, 30), noon),
+            "en",
+            "Friday, November 30, 2018, 12:00 – 13:00 EST",
+        ),
         (_talk(toronto, (2019, 6, 14), noon), "en", "Friday, June 14, 2019, 12:00 – 13:00 EDT"),
         (_talk(paris, (2019, 6, 14), noon), "en", "Friday, June 14, 2019, 12:00 – 13:00 CEST"),
-        (_talk(toronto, (2018, 11, 30), noon), "fr-CA",
-         "vendredi 30 novembre 2018, 12 h 00 – 13 h 00 HNE"),
-        (_talk(toronto, (2019, 6, 14), noon), "fr-CA", "vendredi 14 juin 2019, 12 h 00 – 13 h 00 HAE"),
+        (
+            _talk(toronto, (2018, 11, 30), noon),
+            "fr-CA",
+            "vendredi 30 novembre 2018, 12 h 00 – 13 h 00 HNE",
+        ),
+        (
+            _talk(toronto, (2019, 6, 14), noon),
+            "fr-CA",
+            "vendredi 14 juin 2019, 12 h 00 – 13 h 00 HAE",
+        ),
         (_talk(paris, (2019, 6, 14), noon), "fr", "vendredi 14 juin 2019, 12:00 – 13:00 CEST"),
         (_talk(paris, (2019, 1, 14), noon), "en", "Monday, January 14, 2019, 12:00 – 13:00 CET"),
-        (_at(_zoned(toronto, 2019, 6, 14, 9), _zoned(toronto, 2019, 6, 15, 17), toronto), "en",
-         "Friday, June 14, 2019 9:00 AM – Saturday, June 15, 2019 5:00 PM EDT"),
-        (_at(date(2019, 6, 14), date(2019, 6, 15), toronto), "en",
-         "Friday, June 14, 2019 – Saturday, June 15, 2019"),
+        (
+            _at(_zoned(toronto, 2019, 6, 14, 9), _zoned(toronto, 2019, 6, 15, 17), toronto),
+            "en",
+            "Friday, June 14, 2019 9:00 AM – Saturday, June 15, 2019 5:00 PM EDT",
+        ),
+        (
+            _at(date(2019, 6, 14), date(2019, 6, 15), toronto),
+            "en",
+            "Friday, June 14, 2019 – Saturday, June 15, 2019",
+        ),
         (_at(date(2019, 6, 14), date(2019, 6, 14), toronto), "fr", "vendredi 14 juin 2019"),
     ]
     assert [squash(when(event, language)) for event, language, _ in said] == [
@@ -242,6 +260,33 @@ def test_an_event_is_past_once_it_has_ended(example_project: Path, tmp_path: Pat
     assert label not in page(tmp_path / "during", EXAMPLE_EVENT).text
     build_into(example_project, tmp_path / "after", datetime(2018, 11, 30, 18, tzinfo=UTC))
     assert label in page(tmp_path / "after", EXAMPLE_EVENT).text
+
+
+def test_listings_order_and_split_by_instant_across_zones() -> None:
+    """Paris at 18:00 starts before Toronto at 12:15 the same day; at 12:35 in Toronto
+    the Paris talk is over and the Toronto one is still on. Wall clocks say otherwise."""
+    paris, toronto = ZoneInfo("Europe/Paris"), ZoneInfo("America/Toronto")
+    in_paris = _event("paris", datetime(2026, 1, 15, 18, 0, tzinfo=paris), 30, "Europe/Paris")
+    in_toronto = _event(
+        "toronto", datetime(2026, 1, 15, 12, 15, tzinfo=toronto), 30, "America/Toronto"
+    )
+    assert sorted([in_toronto, in_paris], key=listings.start_order) == [in_paris, in_toronto]
+    now = datetime(2026, 1, 15, 12, 35, tzinfo=toronto)
+    assert listings.split([in_toronto, in_paris], now) == ([in_toronto], [in_paris])
+    assert listings.split([in_toronto, in_paris], now.astimezone(UTC)) == ([in_toronto], [in_paris])
+
+
+def _event(name: str, start: datetime, minutes: int, zone: str) -> Event:
+    end = start + timedelta(minutes=minutes)
+    return Event(
+        series="s",
+        id=name,
+        uid=f"{name}@example.org",
+        title=name,
+        start=start,
+        end=end,
+        timezone=zone,
+    )
 
 
 def test_cancelled_events_are_marked_not_removed(example_project: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -318,7 +318,8 @@ def _in_time(state: BuildState, now: datetime) -> bool:
 def next_change(site: Site, now: datetime) -> datetime | None:
     """When time alone changes the output: an event ends (it becomes past) or leaves the
     calendar window. Until then, a build with the same inputs writes the same bytes."""
-    moments = [e.finishes for e in ledgers.records(site) if e.finishes > now]
+    utc_now = now.astimezone(UTC)  # see adapters.listing.is_past
+    moments = [e.utc_finishes for e in ledgers.records(site) if e.utc_finishes > utc_now]
     days = site.calendar.past_days
     if days is not None:
         window = timedelta(days=days)

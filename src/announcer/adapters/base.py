@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -206,21 +206,22 @@ class BuildContext:
         occurrences', since its page lists them."""
         if self._tokens is None:
             found: dict[str, str] = {}
+            now = self.now.astimezone(UTC)
             for event in self.site.events():
-                own = self._token(event)
+                own = self._token(event, now)
                 if event.repeat is None and not event.overrides:
                     found[event.key] = own
                     continue
                 family = [own]
                 for part in (*event.overrides, *expand(event)):
-                    found[part.key] = self._token(part)
+                    found[part.key] = self._token(part, now)
                     family.append(found[part.key])
                 found[event.key] = digest(*family)
             self._tokens = found
         return self._tokens
 
-    def _token(self, event: Event) -> str:
-        past = event.finishes <= self.now  # the rule of adapters.listing.is_past
+    def _token(self, event: Event, now: datetime) -> str:
+        past = event.utc_finishes <= now  # the rule of adapters.listing.is_past
         return f"{self.stamp(event)}\x1e{past:d}"
 
     def stamp(self, event: Event) -> str:

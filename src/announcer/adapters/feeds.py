@@ -202,7 +202,7 @@ class _Writer:
         return ordered if limit is None else ordered[:limit]
 
     def _order(self, event: Event) -> tuple[datetime, datetime, str]:
-        return self.context.ledger.revision(event).first_seen, event.begins, event.key
+        return self.context.ledger.revision(event).first_seen, event.utc_begins, event.key
 
     def carried(self) -> frozenset[str] | None:
         """The events some feed carries, worked out once per build; None when feeds carry

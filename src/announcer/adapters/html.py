@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from functools import cached_property, partial
 from pathlib import Path
 from typing import TypedDict
@@ -180,16 +181,17 @@ class _Pages:
         self.site = context.site
         self.series = {s.slug: s for s in context.site.series}
         self.shown = listing.shown(context)
+        self.now = context.now.astimezone(UTC)  # see listing.is_past
         self.cards: dict[str, Card] = {}
 
     def card(self, event: Event) -> Card:
         if event.key not in self.cards:
             series = self.series[event.series]
-            self.cards[event.key] = Card(event, series, listing.is_past(event, self.context.now))
+            self.cards[event.key] = Card(event, series, listing.is_past(event, self.now))
         return self.cards[event.key]
 
     def sections(self, events: Iterable[Event]) -> dict[str, list[Card]]:
-        upcoming, past = listing.split(events, self.context.now)
+        upcoming, past = listing.split(events, self.now)
         return {"upcoming": [self.card(e) for e in upcoming], "past": [self.card(e) for e in past]}
 
     def render(

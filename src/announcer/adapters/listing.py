@@ -54,19 +54,23 @@ def _expanded(site: Site) -> Iterable[Event]:
 
 def start_order(event: Event) -> tuple[datetime, str]:
     """Chronological, and total: events that start together are ordered by key."""
-    return event.begins, event.key
+    return event.utc_begins, event.key
 
 
 def is_past(event: Event, now: datetime) -> bool:
-    """An event is past once it has ended; while it runs it is still worth showing first."""
-    return event.finishes <= now
+    """An event is past once it has ended; while it runs it is still worth showing first.
+    Fastest with ``now`` in UTC (:attr:`Event.utc_finishes`)."""
+    return event.utc_finishes <= now
 
 
 def split(events: Iterable[Event], now: datetime) -> tuple[list[Event], list[Event]]:
     """(upcoming, soonest first), (past, most recent first): the order a visitor wants."""
-    ordered = sorted(events, key=start_order)
-    upcoming = [e for e in ordered if not is_past(e, now)]
-    past = [e for e in reversed(ordered) if is_past(e, now)]
+    now = now.astimezone(UTC)
+    upcoming: list[Event] = []
+    past: list[Event] = []
+    for event in sorted(events, key=start_order):
+        (past if is_past(event, now) else upcoming).append(event)
+    past.reverse()
     return upcoming, past
 
 

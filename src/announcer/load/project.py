@@ -189,7 +189,7 @@ class _Walk:
             if file.event is not None:
                 self.fresh[file.shown] = (file.key, file.event)
                 events.append(file.event)
-        return replace(series, events=tuple(sorted(events, key=lambda e: (e.begins, e.id))))
+        return replace(series, events=tuple(sorted(events, key=lambda e: (e.utc_begins, e.id))))
 
 
 def _parse(file: _EventFile) -> tuple[Event | None, list[Diagnostic]]:
