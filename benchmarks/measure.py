@@ -77,6 +77,33 @@ def run_process(cmd: Sequence[str], log: Path, env: Mapping[str, str]) -> Run:
     return Run(wall, usage.ru_utime + usage.ru_stime, rss)
 
 
+def write_floor(tree: Path, target: Path) -> Run:
+    """Write ``tree`` again into ``target``: the same folders, names and bytes, with the
+    plainest system calls and nothing else. What any tool that makes this output pays
+    the disk, taken in the same run as the builds: on this kind of machine, ten thousand
+    folders with two 25 kB files each took 1.6 s to write, and 16 to 22 s half an hour
+    later; a cold build's time moves with it."""
+    files = sorted(files_under(tree))
+    contents = [(path.relative_to(tree), path.read_bytes()) for path in files]
+    before, start = os.times(), time.perf_counter()
+    made: set[Path] = set()
+    for relative, data in contents:
+        folder = target / relative.parent
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        handle = os.open(target / relative, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view):]
+        finally:
+            os.close(handle)
+    wall, after = time.perf_counter() - start, os.times()
+    cpu = after.user - before.user + after.system - before.system
+    return Run(wall, cpu, 0)
+
+
 def files_under(root: Path) -> list[Path]:
     """Every regular file below ``root`` (empty if it does not exist)."""
     return [Path(folder, name) for folder, _, names in os.walk(root) for name in names]

@@ -9,7 +9,8 @@ copied once per tool, then built as whole processes, A B A B: cold full build,
 no-op rebuild, rebuild after one event changed. Then announcer alone builds the
 same events with the shipped defaults (feeds of 50, combined and tag calendars
 of the past year and the future), and the edit is to an upcoming event: what an
-organiser sees.
+organiser sees. After each cold build of announcer, its output tree is written
+again with bare system calls: the disk's share of a cold build at that moment.
 Prints the machine, the commands and a Markdown table per size; ``--json``
 saves every run.
 """
@@ -43,6 +44,7 @@ from measure import (
     snapshot,
     touched,
     tree_stats,
+    write_floor,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -126,6 +128,7 @@ class SizeResult:
     repeat: int
     records: list[Record] = field(default_factory=list)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    floors: list[float] = field(default_factory=list)  # see measure_floor
 
     def walls(self, scenario: str, tool: str) -> list[float]:
         """Wall times of one scenario and tool, in run order."""
@@ -252,6 +255,16 @@ def measure_build(tool: Tool, scenario: str, repeat: int, log: Path) -> Record:
                   len(paths), paths[:EXAMPLES])
 
 
+def measure_floor(tool: Tool) -> float:
+    """Seconds to write the output of the cold build just made again, bare
+    (:func:`measure.write_floor`): the disk's share of that build, at that hour."""
+    target = tool.out.parent / "floor"
+    discard(target, tool.discarded)
+    run = write_floor(tool.out, target)
+    discard(target, tool.discarded)
+    return run.wall
+
+
 def output_summary(tool: Tool) -> dict[str, Any]:
     """Files, bytes and event counts of a finished build."""
     stats = tree_stats(tool.out)
@@ -298,6 +311,9 @@ def measure_all(tools: list[Tool], result: SizeResult) -> SizeResult:
                          f"{record.touched:,} files touched")
                 if scenario != "cold" and tool.name != "baseline" and record.examples:
                     progress(f"    e.g. {', '.join(record.examples)}")
+                if scenario == "cold" and tool.name != "baseline":
+                    result.floors.append(measure_floor(tool))
+                    progress(f"    the same tree written bare: {result.floors[-1]:.2f} s")
         if scenario == "cold":
             result.outputs = {tool.name: output_summary(tool) for tool in tools}
     return result
@@ -333,7 +349,17 @@ def timing_rows(result: SizeResult) -> list[list[str]]:
         ratio = median_ratio(list(zip(a, b, strict=True)))
         rows.append([LABELS[scenario], seconds(statistics.median(a)),
                      seconds(statistics.median(b)), f"{ratio:.2f}×", verdict])
+        if scenario == "cold":
+            rows.append([*floor_row(result), "", "", ""])
     return rows
+
+
+FLOOR_LABEL = "announcer's output tree written bare (the disk's share)"
+
+
+def floor_row(result: SizeResult) -> list[str]:
+    """The median time to write the cold build's output again with bare system calls."""
+    return [FLOOR_LABEL, seconds(statistics.median(result.floors))]
 
 
 def cpu_row(result: SizeResult) -> list[str]:
@@ -427,10 +453,17 @@ def report_size(result: SizeResult) -> str:
     head = (f"### {result.events:,} events ({result.series} series × {per:,}), "
             f"{result.repeat} A B {pairs} per figure")
     notes = ["Times are medians; the ratio is the median of the paired ratios. "
-             "Files touched: per build, in run order (new inode or mtime, added or removed)."]
+             "Files touched: per build, in run order (new inode or mtime, added or removed).",
+             FLOOR_NOTE]
     return "\n".join([head, "", table(result), "", *notes, *differences(result),
                       *check_equal_work(result),
                       *check_noop(result), ""])
+
+
+FLOOR_NOTE = ("Written bare: right after each cold build, its output tree is written again "
+              "into a new folder (same folders, names and bytes; os.makedirs, os.open, "
+              "os.write, nothing else). It shows how dear files were on this disk at that "
+              "moment, which moves a cold build more than anything in it.")
 
 
 def defaults_rows(result: SizeResult) -> list[list[str]]:
@@ -442,6 +475,8 @@ def defaults_rows(result: SizeResult) -> list[list[str]]:
         verdict = "" if scenario == "cold" else meets(  # the cold target is at equal work
             result.events, f"≤ {TARGETS[scenario]:g} s", wall <= TARGETS[scenario])
         rows.append([label, seconds(wall), verdict])
+        if scenario == "cold":
+            rows.append([*floor_row(result), ""])
     peak = result.peak_kib(DEFAULTS)
     rows.append(["peak RSS (highest build)", mib(peak), meets(
         result.events, f"≤ {TARGET_RSS_MIB} MiB", peak <= TARGET_RSS_MIB * 1024)])
@@ -458,7 +493,7 @@ def report_defaults(result: SizeResult) -> str:
     notes = ["announcer.yaml as generated: feeds of the newest 50 entries, the combined and "
              "tag calendars from a year back (a series' calendar keeps all its events). The "
              "edit: the location of the first event (by path) that starts on or after the "
-             "build's day. Times are medians."]
+             "build's day. Times are medians.", FLOOR_NOTE]
     return "\n".join([head, "", *lines, "", *notes, *check_noop(result, DEFAULTS), ""])
 
 
@@ -494,7 +529,8 @@ def size_json(result: SizeResult) -> dict[str, Any]:
     outputs = {tool: {k: v for k, v in out.items() if k != "stats"}
                for tool, out in result.outputs.items()}
     return {"events": result.events, "series": result.series, "repeat": result.repeat,
-            "outputs": outputs, "runs": [asdict(r) for r in result.records]}
+            "outputs": outputs, "runs": [asdict(r) for r in result.records],
+            "floors": result.floors}
 
 
 def check_baseline_imports() -> None:
