@@ -173,22 +173,34 @@ class _Writer:
             tokens = self.context.joined_tokens(keys)
             return digest(empty, self.context.all_settings(), tokens)
 
+        @cache
+        def chosen() -> tuple[list[Event], datetime]:  # the same too: ordered once
+            newest = self._newest(events)
+            return newest, self._updated(newest).astimezone(UTC)
+
         for kind, path in (("atom", spec.atom), ("rss", spec.rss)):
             key = partial(self._feed_key, kind, path, spec, entries)
-            yield LazyFile(path, partial(self.feed, spec, events, kind, path), key, depends)
+            yield LazyFile(path, partial(self.feed, spec, chosen, kind, path), key, depends)
 
     @staticmethod
     def _feed_key(kind: str, path: str, spec: FeedSpec, entries: Callable[[], str]) -> str:
         return digest("feed", kind, path, repr(spec), entries())
 
-    def feed(self, spec: FeedSpec, events: Sequence[Event], kind: str, path: str) -> bytes:
-        chosen = self._newest(events)
-        generator = self._generator(spec, kind, path, self._updated(chosen).astimezone(UTC))
+    def feed(
+        self,
+        spec: FeedSpec,
+        chosen: Callable[[], tuple[list[Event], datetime]],
+        kind: str,
+        path: str,
+    ) -> bytes:
+        """The feed of ``chosen()``'s events (newest first) and date."""
+        events, updated = chosen()
+        generator = self._generator(spec, kind, path, updated)
         shell: bytes = (
             generator.atom_str(pretty=True) if kind == "atom" else generator.rss_str(pretty=True)
         )
         close = shell.rindex(b"</feed>" if kind == "atom" else b"</channel>")
-        entries = [self.entry_xml(e, kind) for e in chosen]
+        entries = [self.entry_xml(e, kind) for e in events]
         return b"".join([shell[:close], *entries, shell[close:]])  # one copy of 27 MB, not two
 
     def _newest(self, events: Sequence[Event]) -> list[Event]:
