@@ -257,6 +257,24 @@ def made_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return made
 
 
+def keyed_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The LazyFiles whose key is worked out (not taken from the last build) from now on."""
+    keyed: list[str] = []
+    real_init = LazyFile.__init__
+
+    def recording(
+        self: LazyFile, path: str, make: Callable[[], bytes], key: Any = None, *rest: Any
+    ) -> None:
+        def record() -> str:
+            keyed.append(path)
+            return key() if callable(key) else key
+
+        real_init(self, path, make, record, *rest)
+
+    monkeypatch.setattr(LazyFile, "__init__", recording)
+    return keyed
+
+
 def test_a_change_makes_only_the_files_that_hold_the_event(
     make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -282,16 +300,16 @@ def test_a_change_makes_only_the_files_that_hold_the_event(
 def test_listings_are_made_only_when_what_they_show_changed(
     make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A listing item shows no place: a new place changes no listing's bytes, so no
-    listing is made again, though each one's key is worked out (it holds the event)."""
+    """A listing shows no place: a new place reaches no listing, not even its key."""
     root, out = two_series(make_project), tmp_path / "out"
     edit(root / "series/a/events/one.yaml", "tags: [red]", "tags: [red]\nlocation: Room 1")
     pipeline.build(root, out, now=NOW)
-    made = made_files(monkeypatch)
+    made, keyed = made_files(monkeypatch), keyed_files(monkeypatch)
     edit(root / "series/a/events/one.yaml", "Room 1", "Room 2")
     result = pipeline.build(root, out, now=NOW)
     listings = {"index.html", "a/index.html", "tags/red/index.html"}
     assert listings.isdisjoint(made) and listings <= set(result.report.unchanged)
+    assert listings.isdisjoint(keyed) and "a/one/index.html" in keyed
     assert {"a/one/index.html", "a/one/event.ics", "calendar.ics", "feed.atom"} <= set(made)
     assert contents(out) == from_scratch(root, tmp_path, NOW, monkeypatch)
 
@@ -554,6 +572,9 @@ EDITS: list[tuple[str, str, str]] = [  # (file, old, new); "" as old creates, ""
         "count: 4}\noccurrences:\n  2026-12-09: {status: cancelled}",
     ),
     ("series/a/events/two.yaml", "tags: [green]", ""),  # the event is removed
+    ("series/b/events/three.yaml", "title: Three", "title: Three\nlocation: Room 7"),
+    ("series/b/events/three.yaml", "Room 7", "Room 8"),  # what no listing shows
+    ("series/a/events/group.yaml", "count: 4}", "count: 4}\nabstract: Chapter *two*."),
     ("series/b/series.yaml", "title: B talks", "title: B seminars"),
 ]
 
@@ -606,19 +627,7 @@ def test_a_change_works_out_keys_only_for_the_files_that_hold_the_event(
     """Every other file's key is the last build's, even when a worker worked it out."""
     root, out = two_series(make_project), tmp_path / "out"
     pipeline.build(root, out, now=NOW, jobs=jobs)
-    keyed: list[str] = []
-    real_init = LazyFile.__init__
-
-    def recording(
-        self: LazyFile, path: str, make: Callable[[], bytes], key: Any = None, *rest: Any
-    ) -> None:
-        def record() -> str:
-            keyed.append(path)
-            return key() if callable(key) else key
-
-        real_init(self, path, make, record, *rest)
-
-    monkeypatch.setattr(LazyFile, "__init__", recording)
+    keyed = keyed_files(monkeypatch)
     edit(root / "series/b/events/three.yaml", "title: Three", "title: Three, revised")
     pipeline.build(root, out, now=NOW)
     assert set(keyed) == {

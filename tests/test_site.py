@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,10 +16,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from announcer import ledger as ledgers
 from announcer import markup, urls
 from announcer.adapters import listing as listings
+from announcer.adapters.base import BuildContext, LazyFile
+from announcer.adapters.html import HtmlAdapter
 from announcer.load import load_site
-from announcer.model import Event, Site
+from announcer.model import Event, Site, Speaker
 from announcer.recurrence import expand
 from announcer.templating import PACKAGE_TEMPLATES, when
 from tests.conftest import NOW, MakeProject
@@ -602,3 +608,92 @@ def test_meta_summary_cuts_as_jinja_truncate_did() -> None:
         source = (words * 40)[:size]
         plain = markup.to_text(source)
         assert markup.summary(source, 200) == Markup(chain.render(text=plain)).unescape()
+
+
+# What a listing page shows of an event (adapters.listing.listed_as), what decides which
+# listings hold it (their fingerprints, announcer.recall), and what no listing shows:
+# a listing is kept without a look when its events' listed_as did not move.
+LISTED = {"title", "status", "start", "end", "timezone", "speakers"}  # speakers: their names
+HOLDING = {"series", "id", "tags", "repeat", "overrides", "recurrence_id"}
+HIDDEN: dict[str, object] = {
+    "uid": "another-uid@example.org",
+    "location": "Room 9, elsewhere",
+    "online_url": "https://example.org/another-stream",
+    "url": "https://example.org/another-page",
+    "abstract": "Another **abstract**.",
+    "source": "moved.yaml:1",
+    "origin": "another-origin",
+}
+HIDDEN_OF_SPEAKERS: dict[str, object] = {
+    "affiliation": "Another lab",
+    "bio": "Another *bio*.",
+    "url": "https://example.org/another-person",
+}
+
+
+def test_every_field_of_an_event_is_shown_by_listings_or_not() -> None:
+    """A field added to the model must be put in one of the sets above (and listed_as)."""
+    assert {f.name for f in dataclasses.fields(Event)} == LISTED | HOLDING | HIDDEN.keys()
+    assert {f.name for f in dataclasses.fields(Speaker)} == {"name", *HIDDEN_OF_SPEAKERS}
+
+
+def listing_pages(site: Site, root: Path) -> dict[str, bytes]:
+    """Every page the HTML adapter says shows its events only as listings do."""
+    ledger, _ = ledgers.advance(ledgers.load(root / "no-ledger.json"), ledgers.records(site), NOW)
+    context = BuildContext(site=site, ledger=ledger, project=root, now=NOW)
+    return {
+        file.path: file.make()
+        for file in HtmlAdapter().files(context)
+        if isinstance(file, LazyFile) and file.depends is not None and file.depends.listed
+    }
+
+
+def with_every_event(site: Site, change: Callable[[Event], Event]) -> Site:
+    def changed(event: Event) -> Event:
+        return change(replace(event, overrides=tuple(map(change, event.overrides))))
+
+    series = [replace(s, events=tuple(map(changed, s.events))) for s in site.series]
+    return replace(site, series=tuple(series))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [*HIDDEN.items(), *((f"speaker {k}", v) for k, v in HIDDEN_OF_SPEAKERS.items())],
+)
+def test_listings_show_nothing_listed_as_leaves_out(
+    site_project: Path, field: str, value: object
+) -> None:
+    site = load_site(site_project)
+    if field.startswith("speaker "):
+        name = field.removeprefix("speaker ")
+        changed = with_every_event(
+            site,
+            lambda e: replace(e, speakers=tuple(replace(s, **{name: value}) for s in e.speakers)),
+        )
+    else:
+        changed = with_every_event(site, lambda e: replace(e, **{field: value}))
+    pages = listing_pages(site, site_project)
+    assert {"index.html", "seminaire/index.html", "tags/lecture/index.html"} <= pages.keys()
+    before = [listings.listed_as(e, NOW) for e in listings_of(site)]
+    assert [listings.listed_as(e, NOW) for e in listings_of(changed)] == before
+    assert listing_pages(changed, site_project) == pages
+
+
+def listings_of(site: Site) -> list[Event]:
+    return [shown for event in site.events() for shown in expand(event)]
+
+
+@pytest.mark.parametrize("field", sorted(LISTED))
+def test_listed_as_reads_every_field_listings_show(site_project: Path, field: str) -> None:
+    site = load_site(site_project)
+    event = next(e for e in site.events() if e.speakers and isinstance(e.start, datetime))
+    values: dict[str, object] = {
+        "title": "Another title",
+        "status": "tentative" if event.status != "tentative" else "confirmed",
+        "start": event.start - timedelta(hours=1),
+        "end": event.end + timedelta(hours=1),
+        "timezone": "Europe/London" if event.timezone != "Europe/London" else "UTC",
+        "speakers": (replace(event.speakers[0], name="Another name"), *event.speakers[1:]),
+    }
+    changed = replace(event, **{field: values[field]})
+    assert listings.listed_as(changed, NOW) != listings.listed_as(event, NOW)

@@ -27,7 +27,7 @@ from pathlib import Path
 from announcer import __version__
 from announcer.model import Event
 
-FORMAT = 5
+FORMAT = 6
 PARTS = ("events", "fragments")
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
 RACY_COARSE_NS = 2_000_000_000  # files changed this close to a build's start are read again
@@ -56,6 +56,7 @@ class BuildState:
     scope: str = ""
     tokens: dict[str, str] = field(default_factory=dict)  # event or occurrence -> token
     depends: dict[str, str] = field(default_factory=dict)  # output -> fingerprint
+    listed: dict[str, str] = field(default_factory=dict)  # shown event -> listed token
     pieces: int = 0  # fragments kept when the last build worked out every key
 
 

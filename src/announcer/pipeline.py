@@ -163,7 +163,7 @@ def _build(
     recall = Recall.start(
         context,
         digest(options, str(target)),
-        (state.scope, state.tokens, state.depends),
+        (state.scope, state.tokens, state.depends, state.listed),
         (len(context.fragments.known), state.pieces),
     )
     recall.keep(state.outputs, target)
@@ -175,6 +175,7 @@ def _build(
     state.signature, state.valid_until = signature, next_change(site, clock)
     state.outputs, state.folders, state.inputs = report.recorded, report.folders, current
     state.scope, state.tokens, state.depends = recall.scope, recall.tokens, recall.fingerprints
+    state.listed = recall.listed
     parts = _keep_fragments(context.fragments, recall, state)
     _remember(state, project, out, options, clock, ledger_path, target, chosen, parts)
     warnings = sorted({*context.warnings, *report.notes})  # workers finish in any order

@@ -10,11 +10,14 @@ events and the settings alone. So each build records:
   its file held, its ledger revision, whether it is past);
 - the *scope*: the settings of the site and of every series, with the build's
   options;
-- a *fingerprint* per file: which events it shows, and what else chose them.
+- a *fingerprint* per file: which events it shows, and what else chose them;
+- a *listed token* per event and occurrence shown: what listing pages show of it
+  (:func:`~announcer.adapters.listing.listed_as`).
 
 The next build takes a file's last key when the scope is the same, its
 fingerprint is the same (no event joined or left it) and none of its events'
-tokens moved; any other file's key is worked out as before. An event's own
+tokens moved (for a listing page, none of its events' listed tokens: a new room
+changes no listing); any other file's key is worked out as before. An event's own
 file (``Depends(own=True)``), its event unchanged and the file intact since,
 need not even be listed (:meth:`Recall.keep`).
 """
@@ -24,9 +27,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 from announcer.adapters.base import BuildContext, Depends
+from announcer.adapters.listing import listed_as
 from announcer.buildstate import Stat, digest, stat_of
 
 OWN = "\x1e"  # starts the fingerprint of an event's own file; keys and digests never do
@@ -59,29 +64,34 @@ class Recall:
     fingerprints: dict[str, str] = field(default_factory=dict)
     recalled: int = 0  # keys taken from the last build
     kept: AbstractSet[str] = frozenset()  # own files kept, listed or not (keep)
+    listed: dict[str, str] = field(default_factory=dict)  # shown event -> listed token
+    listed_changed: AbstractSet[str] = frozenset()  # events whose listed token moved
 
     @classmethod
     def start(
         cls,
         context: BuildContext,
         options: str,
-        last: tuple[str, Mapping[str, str], Mapping[str, str]],
+        last: tuple[str, Mapping[str, str], Mapping[str, str], Mapping[str, str]],
         pieces: tuple[int, int],
     ) -> Recall:
-        """What this build may take from the ``last`` build's (scope, tokens, fingerprints).
+        """What this build may take from the ``last`` build's (scope, tokens, fingerprints,
+        listed tokens).
 
         ``pieces`` is the size of the store of kept pieces now and when every key was
         last worked out: pieces of files whose keys were taken are kept unseen, so
         old ones pile up until a build works out every key and keeps only those it used.
         """
         now_scope, now_tokens = scope(context, options), context.tokens()
-        last_scope, last_tokens, last_prints = last
+        last_scope, last_tokens, last_prints, last_listed = last
         stored, pruned = pieces
         if last_scope != now_scope or not last_tokens or stored > GROWTH * max(pruned, 1):
-            return cls(now_scope, now_tokens)
+            return cls(now_scope, now_tokens, listed=_listed(context, {}, frozenset()))
         changed = {key for key, token in now_tokens.items() if last_tokens.get(key) != token}
         changed.update(last_tokens.keys() - now_tokens.keys())
-        return cls(now_scope, now_tokens, last_prints, changed)
+        listed = _listed(context, last_listed, changed)
+        moved = {key for key in changed if listed.get(key) != last_listed.get(key)}
+        return cls(now_scope, now_tokens, last_prints, changed, listed=listed, listed_changed=moved)
 
     def note(self, path: str, depends: Depends) -> str:
         """Record, for the next build, what ``path`` shows; its fingerprint."""
@@ -91,7 +101,8 @@ class Recall:
     def unchanged(self, path: str, depends: Depends) -> bool:
         """Whether the last key of ``path`` still holds; notes its fingerprint either way."""
         found = self.note(path, depends)
-        return self.previous.get(path) == found and self.changed.isdisjoint(depends.events)
+        changed = self.listed_changed if depends.listed else self.changed
+        return self.previous.get(path) == found and changed.isdisjoint(depends.events)
 
     def keep(self, recorded: Mapping[str, tuple[str | None, Stat]], folder: Path) -> None:
         """Find the own files to keep: the last build wrote them from a key, their event is
@@ -113,3 +124,16 @@ class Recall:
         """Carry kept files left unlisted over to the next build, as if listed and recalled."""
         self.fingerprints.update((path, self.previous[path]) for path in paths)
         self.recalled += len(paths)
+
+
+def _listed(
+    context: BuildContext, last: Mapping[str, str], changed: AbstractSet[str]
+) -> dict[str, str]:
+    """Every shown event's listed token: the last build's where the event did not change
+    (it cannot have moved), worked out for the others."""
+    now = context.now.astimezone(UTC)
+    found = {}
+    for key, event in context.shown().items():
+        known = last.get(key)
+        found[key] = known if known is not None and key not in changed else listed_as(event, now)
+    return found

@@ -62,6 +62,10 @@ class Depends:
     """The one event's own file (its page, its .ics): it exists exactly while the
     event does. Such a file need not even be listed when that event has not
     changed (``BuildContext.kept``)."""
+    listed: bool = False
+    """The file shows its events only as listing pages do
+    (:func:`announcer.adapters.listing.listed_as`): an event's other changes do not
+    reach it."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,7 @@ class BuildContext:
     _settings: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
     _overrides: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
     _tokens: dict[str, str] | None = field(default=None, init=False, repr=False)
+    _shown: dict[str, Event] = field(default_factory=dict, init=False, repr=False)
     _all_settings: str = field(default="", init=False, repr=False)
     _environments: dict[str | None, jinja2.Environment] = field(
         default_factory=dict, init=False, repr=False
@@ -211,14 +216,22 @@ class BuildContext:
                 own = self._token(event, now)
                 if event.repeat is None and not event.overrides:
                     found[event.key] = own
+                    self._shown[event.key] = event
                     continue
                 family = [own]
                 for part in (*event.overrides, *expand(event)):
                     found[part.key] = self._token(part, now)
                     family.append(found[part.key])
+                self._shown.update((part.key, part) for part in expand(event))
                 found[event.key] = digest(*family)
             self._tokens = found
         return self._tokens
+
+    def shown(self) -> dict[str, Event]:
+        """Every event and occurrence a reader sees, by key (not recurring events
+        themselves): what :meth:`tokens` went through."""
+        self.tokens()
+        return self._shown
 
     def _token(self, event: Event, now: datetime) -> str:
         past = event.utc_finishes <= now  # the rule of adapters.listing.is_past

@@ -262,14 +262,15 @@ class _Pages:
         page: Callable[[list[bytes] | None], OutputFile],
         *extra: object,
     ) -> LazyFile:
-        """A page listing ``events``, looked at only when an event on it, whether it is
-        past, or a setting it shows changed; and then made only when what it shows did.
+        """A page listing ``events``, looked at only when what it shows of an event on it
+        (:func:`listing.listed_as`) or a setting it shows changed; and then made only
+        when the page did.
 
-        Its key is the page rendered with its items' stored bytes set aside: an
-        edit to what no item shows (a place, an abstract) changes every listing
-        that holds the event, and making ``index.html`` again for nothing, ten
-        thousand items with their links written, was the largest part of such a
-        rebuild. Making the page then only writes the set-aside items' links.
+        When it is looked at, its key is the page rendered with its items' stored
+        bytes set aside (a tenth of a one-event rebuild at 10,000 events for
+        ``index.html``); the page itself, ten thousand items with their links
+        written, is made only when that key moved, and then only writes the
+        set-aside items' links.
         """
         keys, overridden = [e.key for e in events], self._overridden()
         held: list[_Shape] = []
@@ -290,7 +291,7 @@ class _Pages:
             held.clear()  # twenty thousand items per process, kept no longer than needed
             return found.filled() or page(None).data
 
-        depends = None if overridden else Depends(keys, repr(extra))
+        depends = None if overridden else Depends(keys, repr(extra), listed=True)
         return LazyFile(path, make, key, depends)
 
     def _overridden(self) -> bool:
