@@ -84,7 +84,7 @@ class FeedsAdapter(OutputAdapter):
         )
         for series in site.series:
             yield from writer.feeds(_series_spec(series), by_series.get(series.slug, []))
-        for tag in listing.tags(shown):
+        for tag in sorted(by_tag):
             spec = FeedSpec(
                 urls.tag_feed(tag, "atom"),
                 urls.tag_feed(tag, "rss"),

@@ -91,7 +91,7 @@ class HtmlAdapter(OutputAdapter):
             yield pages.listing_file(urls.series_page(series), own, page, series.slug)
             for event in series.events:
                 yield from pages.event_pages(event, series)
-        for tag in listing.tags(pages.shown):
+        for tag in sorted(by_tag):
             tagged = by_tag[tag]
             calendar = tag in pages.calendar_tags()
             make = partial(pages.tag_page, tag, tagged, calendar)
@@ -421,8 +421,6 @@ class _Pages:
         cached = self.context.cache.get("html.calendar_tags")
         if isinstance(cached, frozenset):
             return cached
-        found = frozenset(
-            tag for event in in_window(self.site, self.context.now) for tag in event.tags
-        )
+        found = frozenset(tag for event in in_window(self.context) for tag in event.tags)
         self.context.cache["html.calendar_tags"] = found
         return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, partial
 from importlib import metadata, resources
 from pathlib import Path
@@ -46,7 +46,7 @@ class IcsAdapter(OutputAdapter):
     def files(self, context: BuildContext) -> Iterator[LazyFile]:
         writer = _Writer(context)
         site = context.site
-        everything = in_window(site, context.now)
+        everything = in_window(context)
         yield writer.lazy(urls.SITE_CALENDAR, site.title, _site_description(site), everything)
         for series in site.series:
             yield writer.lazy(
@@ -86,14 +86,26 @@ def _site_description(site: Site) -> str:
     return ", ".join(s.title for s in site.series)
 
 
-def in_window(site: Site, now: datetime) -> list[Event]:
+def in_window(context: BuildContext) -> list[Event]:
     """The events the combined and tag calendars carry: those that ended at most
-    ``calendar.past_days`` ago (Google drops subscribed calendars near 1 MB)."""
-    days = site.calendar.past_days
+    ``calendar.past_days`` ago (Google drops subscribed calendars near 1 MB). Once per
+    build: the tag pages ask too, to link only the calendars that exist."""
+    found = context.cache.get("ics.window")
+    if isinstance(found, list):
+        return found
+    site, days = context.site, context.site.calendar.past_days
     if days is None:
-        return list(site.events())
-    cutoff = now - timedelta(days=days)
-    return [e for e in site.events() if last_finish(e) >= cutoff]
+        found = list(site.events())
+    else:
+        cutoff = (context.now - timedelta(days=days)).astimezone(UTC)
+        found = [e for e in site.events() if _last_instant(e) >= cutoff]
+    context.cache["ics.window"] = found
+    return found
+
+
+def _last_instant(event: Event) -> datetime:
+    """:func:`last_finish` in UTC (see ``listing.is_past``), at once when nothing repeats."""
+    return event.utc_finishes if event.repeat is None else last_finish(event).astimezone(UTC)
 
 
 class _Writer:

@@ -97,7 +97,3 @@ def split(events: Iterable[Event], now: datetime) -> tuple[list[Event], list[Eve
 def utc_stamp(moment: datetime) -> str:
     """An instant as scripts and validators read it everywhere: ``2018-11-30T18:00:00Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def tags(events: Iterable[Event]) -> list[str]:
-    return sorted({tag for event in events for tag in event.tags})
