@@ -12,6 +12,7 @@ import pytest
 
 from announcer import ledger, pipeline
 from announcer.errors import ConfigError
+from announcer.model import Event
 from tests.conftest import NOW
 
 TALK = "series/policy-seminars/events/2018-11-30-nonprofit-coproduction.yaml"
@@ -167,3 +168,68 @@ def test_damaged_ledger_is_a_clear_error(
     with pytest.raises(ConfigError, match=r"ledger cannot be read.*restore it from git"):
         pipeline.build(example_project, tmp_path / "out", now=NOW)
     assert not (tmp_path / "out").exists()
+
+
+def test_lines_kept_from_the_last_text_are_the_lines_dumps_writes(
+    example_project: Path, tmp_path: Path
+) -> None:
+    """An entry taken over unchanged keeps its line; changed and new ones are encoded."""
+    pipeline.build(example_project, tmp_path / "out", now=NOW)
+    before, text = ledger.read(example_project / "ledger.json")
+    key = "policy-seminars/2018-11-30-nonprofit-coproduction"
+    after = ledger.record_sent(before, key, "announcement", 0, NOW)
+    first = ledger.Revision(0, NOW, NOW, {"title": "Before all others"})
+    after = ledger.Ledger({**after.entries, "a-series/first": first})
+    assert ledger.dumps(after, (before, text)) == ledger.dumps(after)
+    assert ledger.dumps(before, (before, text)) == text
+
+
+def test_a_rebuild_looks_at_the_ledger_entries_of_changed_events_only(
+    example_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.build(example_project, tmp_path / "out", now=NOW)
+    edit(example_project, "location: 5136 Student Resource Centre", "location: 2200 Richcraft Hall")
+    looked: list[str] = []
+    real = ledger.state_of
+
+    def state_of(event: Event) -> dict[str, str]:
+        looked.append(event.key)
+        return real(event)
+
+    monkeypatch.setattr(ledger, "state_of", state_of)
+    pipeline.build(example_project, tmp_path / "out", now=NOW + timedelta(days=1))
+    assert looked == ["policy-seminars/2018-11-30-nonprofit-coproduction"]
+    path = example_project / "ledger.json"
+    entry = ledger.load(path).entries[looked[0]]
+    assert entry.sequence == 1 and entry.state["location"].startswith("2200 Richcraft Hall")
+    assert path.read_text(encoding="utf-8") == ledger.dumps(ledger.load(path))
+
+
+def test_a_ledger_edited_by_hand_between_builds_is_read_in_full(
+    example_project: Path, tmp_path: Path
+) -> None:
+    """Not as the last build left it: every event is compared with its entry again."""
+    pipeline.build(example_project, tmp_path / "out", now=NOW)
+    path = example_project / "ledger.json"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    talk = next(n for n, line in enumerate(lines) if "nonprofit-coproduction" in line)
+    assert "5136 Student" in lines[talk]
+    lines[talk] = lines[talk].replace("5136 Student", "5137 Student")  # the same size
+    path.write_text("\n".join(lines), encoding="utf-8")
+    pipeline.build(example_project, tmp_path / "out", now=NOW + timedelta(days=1))
+    entry = ledger.load(path).entries["policy-seminars/2018-11-30-nonprofit-coproduction"]
+    assert entry.sequence == 1 and entry.state["location"].startswith("5136 Student")
+
+
+def test_a_change_a_build_did_not_save_is_recorded_by_the_next_build(
+    example_project: Path, tmp_path: Path
+) -> None:
+    """A build that does not save the ledger advances it in memory only: the next build
+    into the same folder must not take the file for one that holds what that one saw."""
+    pipeline.build(example_project, tmp_path / "out", now=NOW)
+    edit(example_project, "location: 5136 Student Resource Centre", "location: 2200 Richcraft Hall")
+    pipeline.build(example_project, tmp_path / "out", now=NOW, save_ledger=False)
+    pipeline.build(example_project, tmp_path / "out", now=NOW + timedelta(days=1))
+    path = example_project / "ledger.json"
+    entry = ledger.load(path).entries["policy-seminars/2018-11-30-nonprofit-coproduction"]
+    assert entry.sequence == 1 and entry.state["location"].startswith("2200 Richcraft Hall")

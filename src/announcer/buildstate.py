@@ -47,6 +47,7 @@ class BuildState:
     options: str = ""  # the build's parameters: output, base URL, adapters, version
     target: str = ""  # the output folder it wrote
     ledger: str = ""  # the ledger file it read and saved
+    ledger_digest: str = ""  # its path and text, when it holds every event that build saw
     built_at: datetime | None = None
     incremental: bool = False  # every adapter declared itself incremental
     fragments: dict[str, bytes] = field(default_factory=dict)

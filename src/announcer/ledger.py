@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -115,11 +116,19 @@ def records(site: Site) -> Iterable[Event]:
             yield from expand(event)
 
 
-def advance(ledger: Ledger, events: Iterable[Event], now: datetime) -> tuple[Ledger, list[Change]]:
-    """The ledger after seeing ``events`` at ``now``; unchanged events keep their entry as is."""
+def advance(
+    ledger: Ledger, events: Iterable[Event], now: datetime, seen: AbstractSet[str] = frozenset()
+) -> tuple[Ledger, list[Change]]:
+    """The ledger after seeing ``events`` at ``now``; unchanged events keep their entry as is.
+
+    ``seen`` names events known to be as this ledger last recorded them (a build knows
+    which event files did not change since it saved the ledger): not looked at again.
+    """
     entries = dict(ledger.entries)
     changes = []
     for event in events:
+        if event.key in seen:
+            continue
         state, old = state_of(event), entries.get(event.key)
         if old is not None and old.state == state:
             continue
@@ -141,11 +150,27 @@ def record_sent(ledger: Ledger, key: str, kind: str, sequence: int, at: datetime
 
 def load(path: Path) -> Ledger:
     """The ledger at ``path``; a missing file is an empty ledger (a new project)."""
+    return read(path)[0]
+
+
+def read(path: Path) -> tuple[Ledger, str]:
+    """The ledger at ``path`` and the file's text ("" when there is none)."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Ledger()
+        return Ledger(), ""
     except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{path}: the ledger cannot be read ({exc}); restore it from git"
+        ) from None
+    return parse(text, path), text
+
+
+def parse(text: str, path: Path) -> Ledger:
+    """The ledger in ``text``, read from ``path`` (named in errors)."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
         raise ConfigError(
             f"{path}: the ledger cannot be read ({exc}); restore it from git"
         ) from None
@@ -206,22 +231,41 @@ _JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 third of the time it took to write ten thousand entries."""
 
 
-def dumps(ledger: Ledger) -> str:
+def dumps(ledger: Ledger, last: tuple[Ledger, str] | None = None) -> str:
     """Stable JSON, one event per line, keys sorted: a change shows in git as that event's line.
 
     Each line is encoded by the json module's C encoder (indenting would fall back
-    to the pure-Python one, seconds for ten thousand events).
+    to the pure-Python one, seconds for ten thousand events). With ``last``, a ledger
+    and the text this function made of it, the line of an entry taken over unchanged
+    (the same object) is taken from that text: one edit, one line encoded.
     """
-    lines = [
-        f"  {_JSON.encode(key)}: {_entry_json(ledger.entries[key])}"
-        for key in sorted(ledger.entries)
-    ]
+    reuse = _lines(*last) if last is not None else {}
+    lines = [_line(key, ledger.entries[key], reuse.get(key)) for key in sorted(ledger.entries)]
     body = ",\n".join(lines)
     return (
         f'{{"format": {FORMAT}, "events": {{\n{body}\n}}}}\n'
         if lines
         else (f'{{"format": {FORMAT}, "events": {{}}}}\n')
     )
+
+
+def _line(key: str, entry: Revision, last: tuple[Revision, str] | None) -> str:
+    if last is not None and last[0] is entry:
+        return last[1]
+    return f"  {_JSON.encode(key)}: {_entry_json(entry)}"
+
+
+def _lines(ledger: Ledger, text: str) -> dict[str, tuple[Revision, str]]:
+    """Each entry of ``ledger`` with its line in ``text``, which :func:`dumps` made of it:
+    line by line in the order of the sorted keys, between the first line and the last."""
+    keys = sorted(ledger.entries)
+    lines = text.split("\n")[1 : len(keys) + 1]
+    if len(lines) != len(keys):
+        return {}
+    found = {}
+    for key, line in zip(keys, lines, strict=True):
+        found[key] = (ledger.entries[key], line.removesuffix(","))
+    return found
 
 
 def _entry_json(entry: Revision) -> str:
@@ -236,11 +280,15 @@ def _entry_json(entry: Revision) -> str:
     return _JSON.encode(value)
 
 
-def save(ledger: Ledger, path: Path) -> bool:
-    """Write atomically; returns False (and touches nothing) when the bytes are the same."""
-    text = dumps(ledger)
+def save(ledger: Ledger, path: Path, last: tuple[Ledger, str] | None = None) -> bool:
+    """Write atomically; returns False (and touches nothing) when the bytes are the same.
+
+    ``last`` is the ledger as read from ``path`` and the file's text, when that text is
+    known to be what :func:`dumps` made of it (see there): the file is not read again.
+    """
+    text = dumps(ledger, last)
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if (last[1] if last is not None else path.read_text(encoding="utf-8")) == text:
             return False
     except (FileNotFoundError, UnicodeDecodeError):
         pass

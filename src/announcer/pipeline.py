@@ -31,6 +31,7 @@ from announcer.adapters.base import (
     LazyFile,
     OutputAdapter,
     OutputFile,
+    identity_of,
     select,
 )
 from announcer.buildstate import BuildState, Stat, digest, stat_of
@@ -145,11 +146,14 @@ def _build(
     target = output_dir(project, site, out)
     chosen = adapters if adapters is not None else select(site.outputs)
     ledger_path = project / site.ledger
-    ledger, changes = ledgers.advance(ledgers.load(ledger_path), ledgers.records(site), clock)
-    signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, save_ledger)
+    before, text = ledgers.read(ledger_path)
+    last = (before, text) if _as_left(state, ledger_path, text) else None
+    seen = _seen(state, site) if last is not None else frozenset()
+    ledger, changes = ledgers.advance(before, ledgers.records(site), clock, seen)
+    signature = _signature(project, site, state, text.encode(), target, chosen, save_ledger)
     if not changes and _still_valid(state, signature, clock, target, chosen):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
-        state.inputs = current
+        state.inputs, state.ledger_digest = current, digest(str(ledger_path), text)
         _remember(state, project, out, options, clock, ledger_path, target, chosen, ("events",))
         return BuildResult(target, report, loaded=site)
     context = BuildContext(
@@ -169,9 +173,13 @@ def _build(
     recall.keep(state.outputs, target)
     context.kept = recall.kept
     report = _publish(context, chosen, target, state, jobs, recall)
-    saved = save_ledger and ledgers.save(ledger, ledger_path)
+    saved = save_ledger and ledgers.save(ledger, ledger_path, last)
     if saved:  # what the next build will read
-        signature = _signature(project, site, state, _bytes(ledger_path), target, chosen, True)
+        text = _bytes(ledger_path).decode("utf-8")
+        signature = _signature(project, site, state, text.encode(), target, chosen, True)
+    # A ledger that holds what this build saw lets the next build skip the events
+    # unchanged since; one left behind (a preview does not save) does not.
+    state.ledger_digest = digest(str(ledger_path), text) if save_ledger or not changes else ""
     state.signature, state.valid_until = signature, next_change(site, clock)
     state.outputs, state.folders, state.inputs = report.recorded, report.folders, current
     state.scope, state.tokens, state.depends = recall.scope, recall.tokens, recall.fingerprints
@@ -180,6 +188,23 @@ def _build(
     _remember(state, project, out, options, clock, ledger_path, target, chosen, parts)
     warnings = sorted({*context.warnings, *report.notes})  # workers finish in any order
     return BuildResult(target, report, changes, warnings, saved, loaded=site)
+
+
+def _as_left(state: BuildState, path: Path, text: str) -> bool:
+    """Whether the ledger file holds what the last build left in it, as it wrote it: then
+    its events unchanged since need not be looked at, nor their lines written anew."""
+    return bool(state.ledger_digest) and state.ledger_digest == digest(str(path), text)
+
+
+def _seen(state: BuildState, site: Site) -> frozenset[str]:
+    """Events and occurrences read from the same bytes as in the last build: the ledger
+    that build left records them as they are (a token starts with what the event holds)."""
+    last = state.tokens
+    return frozenset(
+        event.key
+        for event in ledgers.records(site)
+        if event.origin and last.get(event.key, "").startswith(f"{identity_of(event)}\x1e")
+    )
 
 
 def _keep_fragments(fragments: Fragments, recall: Recall, state: BuildState) -> tuple[str, ...]:

@@ -143,6 +143,14 @@ class Fragments:
             self.used[key] = self.known[key]
 
 
+def identity_of(event: Event) -> str:
+    """A key for everything an event holds: the digest of the file it was read from with
+    which occurrence it is, or else of the event itself."""
+    if event.origin:
+        return f"{event.origin}:{event.id}:{event.recurrence_id}"
+    return digest(repr(event))
+
+
 @dataclass
 class BuildContext:
     """What an adapter may read during one build.
@@ -191,17 +199,12 @@ class BuildContext:
         self.warnings.extend(warnings)
 
     def identity(self, event: Event | None) -> str:
-        """A key for everything an event holds, worked out once per build: the digest of
-        the file it was read from with which occurrence it is, or else of the event itself."""
+        """:func:`identity_of`, once per build."""
         if event is None:
             return ""
         found = self._identities.get(event.key)
         if found is None:
-            if event.origin:
-                found = f"{event.origin}:{event.id}:{event.recurrence_id}"
-            else:
-                found = digest(repr(event))
-            self._identities[event.key] = found
+            found = self._identities[event.key] = identity_of(event)
         return found
 
     def tokens(self) -> dict[str, str]:
