@@ -150,7 +150,7 @@ def _build(
     last = (before, text) if _as_left(state, ledger_path, text) else None
     seen = _seen(state, site) if last is not None else frozenset()
     ledger, changes = ledgers.advance(before, ledgers.records(site), clock, seen)
-    signature = _signature(project, site, state, text.encode(), target, chosen, save_ledger)
+    signature = _signature(project, site, state, text, target, chosen, save_ledger)
     if not changes and _still_valid(state, signature, clock, target, chosen):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
         state.inputs, state.ledger_digest = current, digest(str(ledger_path), text)
@@ -175,8 +175,8 @@ def _build(
     report = _publish(context, chosen, target, state, jobs, recall)
     saved = save_ledger and ledgers.save(ledger, ledger_path, last)
     if saved:  # what the next build will read
-        text = _bytes(ledger_path).decode("utf-8")
-        signature = _signature(project, site, state, text.encode(), target, chosen, True)
+        text = ledger_path.read_text(encoding="utf-8")
+        signature = _signature(project, site, state, text, target, chosen, True)
     # A ledger that holds what this build saw lets the next build skip the events
     # unchanged since; one left behind (a preview does not save) does not.
     state.ledger_digest = digest(str(ledger_path), text) if save_ledger or not changes else ""
@@ -284,7 +284,7 @@ def _signature(
     project: Path,
     site: Site,
     state: BuildState,
-    ledger: bytes,
+    ledger: str,
     target: Path,
     adapters: list[OutputAdapter],
     save_ledger: bool,
@@ -297,13 +297,6 @@ def _signature(
     for file in _settings_files(project):
         parts += [str(file), file.read_bytes()]
     return digest(*parts)
-
-
-def _bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return b""
 
 
 def _settings_files(project: Path) -> list[Path]:
