@@ -221,11 +221,11 @@ class BuildContext:
                     found[event.key] = own
                     self._shown[event.key] = event
                     continue
-                family = [own]
-                for part in (*event.overrides, *expand(event)):
+                family, occurrences = [own], expand(event)
+                for part in (*event.overrides, *occurrences):
                     found[part.key] = self._token(part, now)
                     family.append(found[part.key])
-                self._shown.update((part.key, part) for part in expand(event))
+                self._shown.update((part.key, part) for part in occurrences)
                 found[event.key] = digest(*family)
             self._tokens = found
         return self._tokens
