@@ -38,7 +38,7 @@ from announcer.buildstate import BuildState, Stat, digest, stat_of
 from announcer.delivery import files as publishing
 from announcer.delivery.files import WriteReport, publish
 from announcer.errors import ConfigError
-from announcer.model import Site
+from announcer.model import Event, Site
 from announcer.recall import Recall
 from announcer.recurrence import last_finish
 
@@ -147,13 +147,17 @@ def _build(
     chosen = adapters if adapters is not None else select(site.outputs)
     ledger_path = project / site.ledger
     before, text = ledgers.read(ledger_path)
-    last = (before, text) if _as_left(state, ledger_path, text) else None
-    seen = _seen(state, site) if last is not None else frozenset()
-    ledger, changes = ledgers.advance(before, ledgers.records(site), clock, seen)
+    # The ledger as the last build left it: its events unchanged since need not be looked
+    # at, nor their lines written anew.
+    found = digest(str(ledger_path), text)
+    last = (before, text) if state.ledger_digest == found else None
+    records = list(ledgers.records(site))
+    seen = _seen(state, records) if last is not None else frozenset()
+    ledger, changes = ledgers.advance(before, records, clock, seen)
     signature = _signature(project, site, state, text, target, chosen, save_ledger)
     if not changes and _still_valid(state, signature, clock, target, chosen):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
-        state.inputs, state.ledger_digest = current, digest(str(ledger_path), text)
+        state.inputs, state.ledger_digest = current, found
         _remember(state, project, out, options, clock, ledger_path, target, chosen, ("events",))
         return BuildResult(target, report, loaded=site)
     context = BuildContext(
@@ -177,9 +181,10 @@ def _build(
     if saved:  # what the next build will read
         text = ledger_path.read_text(encoding="utf-8")
         signature = _signature(project, site, state, text, target, chosen, True)
+        found = digest(str(ledger_path), text)
     # A ledger that holds what this build saw lets the next build skip the events
     # unchanged since; one left behind (a preview does not save) does not.
-    state.ledger_digest = digest(str(ledger_path), text) if save_ledger or not changes else ""
+    state.ledger_digest = found if save_ledger or not changes else ""
     state.signature, state.valid_until = signature, next_change(site, clock)
     state.outputs, state.folders, state.inputs = report.recorded, report.folders, current
     state.scope, state.tokens, state.depends = recall.scope, recall.tokens, recall.fingerprints
@@ -190,19 +195,13 @@ def _build(
     return BuildResult(target, report, changes, warnings, saved, loaded=site)
 
 
-def _as_left(state: BuildState, path: Path, text: str) -> bool:
-    """Whether the ledger file holds what the last build left in it, as it wrote it: then
-    its events unchanged since need not be looked at, nor their lines written anew."""
-    return bool(state.ledger_digest) and state.ledger_digest == digest(str(path), text)
-
-
-def _seen(state: BuildState, site: Site) -> frozenset[str]:
+def _seen(state: BuildState, records: Iterable[Event]) -> frozenset[str]:
     """Events and occurrences read from the same bytes as in the last build: the ledger
     that build left records them as they are (a token starts with what the event holds)."""
     last = state.tokens
     return frozenset(
         event.key
-        for event in ledgers.records(site)
+        for event in records
         if event.origin and last.get(event.key, "").startswith(f"{identity_of(event)}\x1e")
     )
 
