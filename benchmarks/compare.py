@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with workdir(args.workdir) as root:
         log = root / "compare.log"
-        print("machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()))
+        print("machine: " + ", ".join(f"{k} {v}" for k, v in machine(root).items()))
         with (
             checked_out(args.revisions[0], root / "rev-A") as src_a,
             checked_out(args.revisions[1], root / "rev-B") as src_b,

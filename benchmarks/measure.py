@@ -163,8 +163,35 @@ def total_memory() -> int | None:
         return None
 
 
-def machine() -> dict[str, str | int | None]:
-    """The machine and interpreter the figures come from."""
+def filesystem(path: Path) -> str:
+    """The filesystem holding ``path``, e.g. ``ext4 (/dev/vda, no journal)``.
+
+    For ext4 it says whether there is a journal, because without one the kernel
+    steps over every inode deleted in the last one to six minutes each time it
+    makes a file (``recently_deleted`` in ext4's inode allocator): there, a cold
+    build right after 20,000 files were removed pays several seconds that a
+    journaled ext4, the usual kind, never does."""
+    best, kind, device = "", "unknown", ""
+    try:
+        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return kind
+    resolved = path.resolve()
+    for line in mounts:
+        fields = line.split()
+        if len(fields) > 2 and resolved.is_relative_to(fields[1]) and len(fields[1]) > len(best):
+            best, kind, device = fields[1], fields[2], fields[0]
+    if kind != "ext4":
+        return kind
+    try:
+        task = Path("/sys/fs/ext4", Path(device).name, "journal_task").read_text().strip()
+    except OSError:
+        return f"ext4 ({device})"
+    return f"ext4 ({device}, {'no journal' if task == '<none>' else 'journaled'})"
+
+
+def machine(workdir: Path) -> dict[str, str | int | None]:
+    """The machine and interpreter the figures come from, and the disk they write to."""
     return {
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
@@ -172,6 +199,7 @@ def machine() -> dict[str, str | int | None]:
         "memory_bytes": total_memory(),
         "python": sys.version.split()[0],
         "executable": sys.executable,
+        "filesystem": filesystem(workdir),
     }
 
 

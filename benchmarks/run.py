@@ -507,6 +507,7 @@ def report_header(info: dict[str, Any], tools: list[Tool], root: Path) -> str:
              f"- machine: {info['platform']}, {info['cpu_count']} CPUs ({info['cpu_model']}), "
              + (f"{memory / 2**30:.1f} GiB RAM" if memory else "memory unknown"),
              f"- Python {info['python']} ({info['executable']})",
+             f"- disk of the work folder: {info['filesystem']}",
              "- announcer.yaml gets `calendar: {past_days: all}` and `feeds: {limit: all}` "
              "(the comparison; the shipped-defaults tables leave it as generated)",
              "- cold: no output folder, cache folder, ledger.json or .announcer/; "
@@ -554,12 +555,12 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     args = parse_args(argv)
     check_baseline_imports()
-    info = machine()
     results: list[SizeResult] = []
     defaults: list[SizeResult] = []
     sample = [Tool(name, Path("TREE"), Path("OUT"), Path("CACHE"), Path("DISCARDED"))
               for name in ("announcer", "baseline")]
     with workdir(args.workdir) as root:
+        info = machine(root)
         print(report_header(info, sample, root), flush=True)
         try:
             for events in args.sizes:

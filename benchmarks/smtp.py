@@ -49,7 +49,7 @@ from typing import Any
 
 from announcer.delivery.outbox import Outbox, PlannedMessage, deliver_pending
 from announcer.delivery.smtp import SmtpSettings, SmtpTransport
-from measure import cpu_model, total_memory
+from measure import cpu_model, filesystem, total_memory
 
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
 SMTP_SOURCE = Path("/usr/sbin/smtp-source")
@@ -388,21 +388,6 @@ def paired_ratios(results: Sequence[Result]) -> list[float]:
     for result in results:
         rates.setdefault(result.round, {})[result.tool] = result.rate
     return [pair["announcer"] / pair["smtplib"] for _, pair in sorted(rates.items())]
-
-
-def filesystem(path: Path) -> str:
-    """The type of the filesystem holding ``path`` (from /proc/mounts), e.g. ext4."""
-    best, kind = "", "unknown"
-    try:
-        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return kind
-    resolved = path.resolve()
-    for line in mounts:
-        fields = line.split()
-        if len(fields) > 2 and resolved.is_relative_to(fields[1]) and len(fields[1]) > len(best):
-            best, kind = fields[1], fields[2]
-    return kind
 
 
 def machine(workdir: Path) -> dict[str, Any]:
