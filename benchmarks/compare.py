@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from measure import machine, median_ratio
+from measure import compiled, machine, median_ratio
 from run import (
     DISCARDED,
     LABELS,
@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
             checked_out(args.revisions[0], root / "rev-A") as src_a,
             checked_out(args.revisions[1], root / "rev-B") as src_b,
         ):
+            for src in (src_a, src_b):
+                compiled(src / "announcer")
             pristine = pristine_tree(root, args.events, args.seed)
             pair = sides(root, pristine, args.events, [src_a, src_b])
             print(f"A = {args.revisions[0]}, B = {args.revisions[1]}, {args.events:,} events")
@@ -133,4 +135,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -7,6 +7,7 @@ another's memory.
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import platform
@@ -188,6 +189,27 @@ def filesystem(path: Path) -> str:
     except OSError:
         return f"ext4 ({device})"
     return f"ext4 ({device}, {'no journal' if task == '<none>' else 'journaled'})"
+
+
+def compiled(package: Path) -> None:
+    """Byte-compile ``package`` as installing it would: with ``PYTHONDONTWRITEBYTECODE``
+    set (as on these machines) nothing else writes the ``.pyc`` files of a source
+    checkout, and every build would pay some 60 ms compiling announcer that an
+    installed copy never pays. Python still reads them with that variable set."""
+    compileall.compile_dir(package, quiet=1)
+
+
+def cpu_probe(runs: int = 5, loops: int = 3_000_000) -> list[float]:
+    """Seconds a fixed pure-Python loop takes, ``runs`` times: these hosts' speed has
+    drifted by up to two times within minutes and by half between days, so absolute
+    figures from different runs compare only alongside this (or the baseline's ratio)."""
+    found = []
+    for _ in range(runs):
+        started, table = time.perf_counter(), {}
+        for number in range(loops):
+            table[number & 1023] = number
+        found.append(time.perf_counter() - started)
+    return found
 
 
 def machine(workdir: Path) -> dict[str, str | int | None]:

@@ -37,8 +37,10 @@ from generate import generate
 from measure import (
     Run,
     TreeStats,
+    compiled,
     count_entries,
     count_vevents,
+    cpu_probe,
     machine,
     median_ratio,
     run_process,
@@ -520,10 +522,16 @@ def report_header(info: dict[str, Any], tools: list[Tool], root: Path) -> str:
     return "\n".join([*lines, "```", "", where, ""])
 
 
+def report_probe(when: str, seconds: list[float]) -> str:
+    """One reading of :func:`measure.cpu_probe`: the host's speed at that moment."""
+    return (f"- CPU probe {when} (a fixed Python loop, {len(seconds)} runs): "
+            f"{min(seconds):.2f}-{max(seconds):.2f} s, median {statistics.median(seconds):.2f} s")
+
+
 def to_json(info: dict[str, Any], commands: list[list[str]], results: list[SizeResult],
-            defaults: list[SizeResult]) -> str:
+            defaults: list[SizeResult], probes: dict[str, list[float]]) -> str:
     """Raw results as JSON."""
-    return json.dumps({"machine": info, "now": NOW, "commands": commands,
+    return json.dumps({"machine": info, "cpu_probes": probes, "now": NOW, "commands": commands,
                        "sizes": [size_json(result) for result in results],
                        "defaults": [size_json(result) for result in defaults]}, indent=2)
 
@@ -546,6 +554,14 @@ def check_baseline_imports() -> None:
                  f"{sys.executable} -m pip install {' '.join(missing)}")
 
 
+def announcer_package() -> Path:
+    """The folder of the announcer package the builds import (the editable source)."""
+    spec = importlib.util.find_spec("announcer")
+    if spec is None or spec.origin is None:
+        sys.exit(f"announcer is not installed: {sys.executable} -m pip install -e .")
+    return Path(spec.origin).parent
+
+
 def default_repeat(events: int) -> int:
     """Three pairs below 10,000 events, one from there on (the baseline takes minutes)."""
     return 3 if events < TARGET_SIZE else 1
@@ -555,13 +571,16 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     args = parse_args(argv)
     check_baseline_imports()
+    compiled(announcer_package())
     results: list[SizeResult] = []
     defaults: list[SizeResult] = []
     sample = [Tool(name, Path("TREE"), Path("OUT"), Path("CACHE"), Path("DISCARDED"))
               for name in ("announcer", "baseline")]
     with workdir(args.workdir) as root:
         info = machine(root)
-        print(report_header(info, sample, root), flush=True)
+        probes = {"start": cpu_probe()}
+        print(report_header(info, sample, root), report_probe("at the start", probes["start"]),
+              "", sep="\n", flush=True)
         try:
             for events in args.sizes:
                 repeat = args.repeat or default_repeat(events)
@@ -569,11 +588,14 @@ def main(argv: list[str] | None = None) -> None:
                 print(report_size(results[-1]), flush=True)
                 defaults.append(run_defaults(root, events, max(repeat, 3), args.seed))
                 print(report_defaults(defaults[-1]), flush=True)
+                probes[f"after {events}"] = cpu_probe()
+                print(report_probe(f"after {events:,} events", probes[f"after {events}"]),
+                      "", sep="\n", flush=True)
         finally:
             shutil.rmtree(root / DISCARDED, ignore_errors=True)  # after the last build
     if args.json:
         commands = [tool.command() for tool in sample]
-        text = to_json(info, commands, results, defaults)
+        text = to_json(info, commands, results, defaults, probes)
         args.json.write_text(text + "\n", encoding="utf-8")
 
 
