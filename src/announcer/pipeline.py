@@ -154,7 +154,9 @@ def _build(
     records = list(ledgers.records(site))
     seen = _seen(state, records) if last is not None else frozenset()
     ledger, changes = ledgers.advance(before, records, clock, seen)
-    signature = _signature(project, site, state, text, target, chosen, save_ledger)
+    # Everything a build reads, hashed: the ledger's digest apart, since saving changes it.
+    inputs = _inputs(project, site, state, target, chosen, save_ledger)
+    signature = digest(inputs, found)
     if not changes and _still_valid(state, signature, clock, target, chosen):
         report = WriteReport(unchanged=sorted(state.outputs), recorded=state.outputs)
         state.inputs, state.ledger_digest = current, found
@@ -179,9 +181,8 @@ def _build(
     report = _publish(context, chosen, target, state, jobs, recall)
     saved = save_ledger and ledgers.save(ledger, ledger_path, last)
     if saved:  # what the next build will read
-        text = ledger_path.read_text(encoding="utf-8")
-        signature = _signature(project, site, state, text, target, chosen, True)
-        found = digest(str(ledger_path), text)
+        found = digest(str(ledger_path), ledger_path.read_text(encoding="utf-8"))
+        signature = digest(inputs, found)
     # A ledger that holds what this build saw lets the next build skip the events
     # unchanged since; one left behind (a preview does not save) does not.
     state.ledger_digest = found if save_ledger or not changes else ""
@@ -279,20 +280,20 @@ def _remember(
     buildstate.save(state, project, out, parts)
 
 
-def _signature(
+def _inputs(
     project: Path,
     site: Site,
     state: BuildState,
-    ledger: str,
     target: Path,
     adapters: list[OutputAdapter],
     save_ledger: bool,
 ) -> str:
-    """Everything a build reads, hashed: the inputs, the ledger file, the code."""
+    """Everything a build reads but the ledger, hashed: the inputs, the code. Worked
+    out once a build; the signature joins it to the ledger's digest before and after
+    saving."""
     parts: list[bytes | str] = [__version__, str(target), repr(site.base_url), str(save_ledger)]
     parts += [type(a).__module__ + "." + type(a).__qualname__ for a in adapters]
     parts += [f"{path}={key}" for path, (key, _) in sorted(state.events.items())]
-    parts.append(ledger)
     for file in _settings_files(project):
         parts += [str(file), file.read_bytes()]
     return digest(*parts)
