@@ -31,7 +31,7 @@ from announcer.adapters.base import (
     LazyFile,
     OutputAdapter,
     OutputFile,
-    identity_of,
+    read_alike,
     select,
 )
 from announcer.buildstate import BuildState, Stat, digest, stat_of
@@ -200,11 +200,7 @@ def _seen(state: BuildState, records: Iterable[Event]) -> frozenset[str]:
     """Events and occurrences read from the same bytes as in the last build: the ledger
     that build left records them as they are (a token starts with what the event holds)."""
     last = state.tokens
-    return frozenset(
-        event.key
-        for event in records
-        if event.origin and last.get(event.key, "").startswith(f"{identity_of(event)}\x1e")
-    )
+    return frozenset(event.key for event in records if read_alike(last.get(event.key, ""), event))
 
 
 def _keep_fragments(fragments: Fragments, recall: Recall, state: BuildState) -> tuple[str, ...]:

@@ -151,6 +151,12 @@ def identity_of(event: Event) -> str:
     return digest(repr(event))
 
 
+def read_alike(token: str, event: Event) -> bool:
+    """Whether ``token`` (a last build's, see :meth:`BuildContext.tokens`) is of ``event``
+    read from the same bytes: a token starts with the identity of what its event held."""
+    return bool(event.origin) and token.startswith(f"{identity_of(event)}\x1e")
+
+
 @dataclass
 class BuildContext:
     """What an adapter may read during one build.
@@ -253,6 +259,7 @@ class BuildContext:
                 if revision is not None
                 else ""
             )
+            # read_alike reads the identity back from the front of the token
             found = self._stamps[event.key] = f"{self.identity(event)}\x1e{dated}"
         return found
 
