@@ -34,7 +34,8 @@ EXAMPLE_EVENT = "policy-seminars/2018-11-30-nonprofit-coproduction/index.html"
 CANCELLED_EVENT = "policy-seminars/2019-02-15-housing-first/index.html"
 STATIC_STYLE = PACKAGE_TEMPLATES.parent / "static" / "style.css"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
-SCRIPT = (PACKAGE_TEMPLATES / "site" / "script.html").read_text(encoding="utf-8")
+STATIC_SCRIPT = PACKAGE_TEMPLATES.parent / "static" / "script.js"
+SITE_SCRIPT = re.compile(r"(\.\./)*script\.js")
 
 
 class Page(HTMLParser):
@@ -112,6 +113,7 @@ def test_every_page_is_written(example_project: Path, site_project: Path, tmp_pa
         written = {str(p.relative_to(out)) for p in out.rglob("*.html")}
         assert written == expected_pages(site)
         assert (out / "style.css").read_bytes() == STATIC_STYLE.read_bytes()
+        assert (out / "script.js").read_bytes() == STATIC_SCRIPT.read_bytes()
     assert "seminaire/atelier/2027-03-12/index.html" in written
     assert "seminaire/atelier/index.html" in written
 
@@ -366,13 +368,15 @@ def test_text_that_looks_like_html_stays_text_everywhere(
 
 
 def assert_nothing_injected(html: Page, where: str) -> None:
-    scripts = [(a, t) for a, t in html.scripts]
-    assert len(scripts) in (1, 2), where
-    for attrs, text in scripts:
-        if attrs.get("type") == "application/ld+json":
-            assert "<" not in text and json.loads(text), where
-        else:
-            assert attrs == {} and text in SCRIPT, where
+    """No script but the site's own file; inline, only JSON-LD, which browsers never run."""
+    tags = [attrs for tag, attrs in html.elements if tag == "script"]
+    assert len(tags) in (1, 2), where
+    external = [attrs for attrs in tags if attrs.get("type") != "application/ld+json"]
+    assert len(external) == 1 and set(external[0]) == {"src"}, (where, external)
+    assert SITE_SCRIPT.fullmatch(external[0]["src"]), (where, external)
+    for attrs, text in html.scripts:
+        assert attrs.get("type") == "application/ld+json", (where, text[:80])
+        assert "<" not in text and json.loads(text), where
     for tag, attrs in html.elements:
         assert tag not in ("img", "iframe", "object", "embed", "svg", "form"), (where, tag)
         assert not [a for a in attrs if a.startswith("on")], (where, tag, attrs)

@@ -59,6 +59,7 @@ def tag_feed(tag: str, kind: str = "atom") -> str:
 SITE_CALENDAR = "calendar.ics"
 SITE_INDEX = "index.html"
 STYLESHEET = "style.css"
+SCRIPT = "script.js"
 
 
 def site_feed(kind: str = "atom") -> str:

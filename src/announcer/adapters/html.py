@@ -83,6 +83,7 @@ class HtmlAdapter(OutputAdapter):
     def files(self, context: BuildContext) -> Iterator[OutputFile | LazyFile]:
         pages = _Pages(context)
         yield OutputFile(urls.STYLESHEET, (STATIC / "style.css").read_bytes())
+        yield OutputFile(urls.SCRIPT, (STATIC / "script.js").read_bytes())
         by_series, by_tag = listing.shown_groups(context)
         yield pages.listing_file(urls.SITE_INDEX, pages.shown, pages.index)
         for series in context.site.series:
