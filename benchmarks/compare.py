@@ -1,4 +1,4 @@
-"""Two revisions of announcer built side by side on the same tree, A B A B.
+"""Two revisions of announcer built side by side on the same tree, A B B A.
 
 Usage: python benchmarks/compare.py REV_A REV_B [--events 10000] [--pairs 3]
                                     [--scenarios cold,one,noop] [--workdir DIR]
@@ -8,7 +8,8 @@ change is judged by pairs run one right after the other, not by figures taken
 apart. Each revision is checked out (a detached git worktree) into the work
 folder and runs from its own ``src/`` with its own copy of the tree, output
 and cache folders; the scenarios are run.py's (cold build, no-op, one event
-changed). Prints each pair and the median of the paired ratios B / A.
+changed). Prints each pair and the median of the paired ratios B / A, of wall time
+and of CPU time (user + sys, which the disk's moods move less).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from run import (
     LABELS,
     SCENARIOS,
     SERIES,
+    Record,
     Tool,
     discard,
     measure_build,
@@ -117,20 +119,35 @@ def main(argv: list[str] | None = None) -> None:
             pair = sides(root, pristine, args.events, [src_a, src_b])
             print(f"A = {args.revisions[0]}, B = {args.revisions[1]}, {args.events:,} events")
             for scenario in args.scenarios:
-                walls = []
+                walls, cpus = [], []
                 for number in range(1, args.pairs + 1):
                     if scenario != "cold" and not pair[0].out.exists():
                         for side in pair:
                             measure_build(side, "cold", 0, log)
-                    a, b = (measure_build(side, scenario, number, log) for side in pair)
+                    a, b = measured_pair(pair, scenario, number, log)
                     walls.append((a.wall, b.wall))
+                    cpus.append((a.cpu, b.cpu))
                     print(
-                        f"  {LABELS[scenario]}, pair {number}: A {a.wall:.2f} s, "
-                        f"B {b.wall:.2f} s, B/A {b.wall / a.wall:.2f}",
+                        f"  {LABELS[scenario]}, pair {number} ({'AB' if number % 2 else 'BA'}): "
+                        f"A {a.wall:.2f} s, B {b.wall:.2f} s, B/A {b.wall / a.wall:.2f}; "
+                        f"CPU A {a.cpu:.2f} s, B {b.cpu:.2f} s, B/A {b.cpu / a.cpu:.2f}",
                         flush=True,
                     )
-                ratio = median_ratio(walls)
-                print(f"{LABELS[scenario]}: median of paired ratios B/A {ratio:.2f}")
+                print(
+                    f"{LABELS[scenario]}: median of paired ratios B/A "
+                    f"{median_ratio(walls):.2f} (CPU {median_ratio(cpus):.2f})"
+                )
+
+
+def measured_pair(
+    pair: Sequence[Tool], scenario: str, number: int, log: Path
+) -> tuple[Record, Record]:
+    """A's build and B's, A first in odd pairs and B first in even ones: a host that
+    drifts, or the disk still writing out the build before, then weighs on both alike."""
+    first, second = pair if number % 2 else pair[::-1]
+    one = measure_build(first, scenario, number, log)
+    other = measure_build(second, scenario, number, log)
+    return (one, other) if number % 2 else (other, one)
 
 
 if __name__ == "__main__":
