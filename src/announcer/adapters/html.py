@@ -23,7 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from announcer import urls
-from announcer.adapters import addto, jsonld, listing
+from announcer.adapters import addto, jsonld, listing, pagetext
 from announcer.adapters.base import BuildContext, Depends, LazyFile, OutputAdapter, OutputFile
 from announcer.adapters.ics import in_window
 from announcer.buildstate import digest
@@ -184,6 +184,7 @@ class _Pages:
         self.shown = listing.shown(context)
         self.now = context.now.astimezone(UTC)  # see listing.is_past
         self.cards: dict[str, Card] = {}
+        self.direct: dict[str, bool] = {}  # per series: see _written_directly
 
     def card(self, event: Event) -> Card:
         if event.key not in self.cards:
@@ -399,6 +400,13 @@ class _Pages:
             "outlook_com": addto.outlook(event, page_url, "outlook_com"),
         }
         data = jsonld.event_data(event, series, self.site)
+        if self._written_directly(series):
+            card, script = self.card(event), Markup(jsonld.script_json(data))
+            calendar = self._subscribe(series)["calendar_url"]
+            page = pagetext.event_page(
+                self.site, series, event, card, recurring, add, script, calendar
+            )
+            return OutputFile(urls.event_page(event), page.encode("utf-8"))
         return self.render(
             "site/event.html",
             urls.event_page(event),
@@ -412,6 +420,13 @@ class _Pages:
             jsonld=Markup(jsonld.script_json(data)),
             **self._subscribe(series),
         )
+
+    def _written_directly(self, series: Series) -> bool:
+        """Whether the series' event pages come from :mod:`pagetext`: no override of theirs."""
+        found = self.direct.get(series.slug)
+        if found is None:
+            found = self.direct[series.slug] = pagetext.applies(self.context.project, series.slug)
+        return found
 
     def _subscribe(self, series: Series) -> _Subscribe:
         calendar = urls.absolute(self.site, urls.series_calendar(series))

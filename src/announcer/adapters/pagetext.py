@@ -1,0 +1,278 @@
+"""The default event page, written directly, byte for byte as the templates render it.
+
+Jinja spends three quarters of an event page's time in its own machinery (the
+layout's blocks, the macros imported with context, a call or a look-up for
+every value): at 10,000 events that was a sixth of a cold build. As feed
+entries (``feedtext``) and VEVENTs (``icstext``) are, the page is written here
+instead, but only for a series where none of :data:`TEMPLATES` is overridden:
+an override decides its pages, through Jinja. ``tests/test_pagetext.py``
+renders the fixture projects' event pages both ways and compares the bytes, so
+a change to one of those templates must be made here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Protocol
+
+from markupsafe import Markup, escape
+
+from announcer import markup, urls
+from announcer.i18n import labels
+from announcer.model import Event, Series, Site
+
+# What an event page is made from: base.html lays it out, event.html fills it,
+# with place, people_and_abstract and subscribe from macros.html.
+TEMPLATES = ("site/base.html", "site/event.html", "site/macros.html", "site/script.html")
+
+
+class Shown(Protocol):
+    """What the page reads of its listing card (``html.Card``)."""
+
+    @property
+    def past(self) -> bool: ...
+    @property
+    def starts(self) -> str: ...
+    @property
+    def ends(self) -> str: ...
+    @property
+    def when(self) -> str: ...
+
+
+def applies(project: Path, series: str) -> bool:
+    """Whether no template the page is made from is overridden for ``series``."""
+    folders = (project / "templates", project / "series" / series / "templates")
+    return not any((folder / name).is_file() for folder in folders for name in TEMPLATES)
+
+
+def event_page(
+    site: Site,
+    series: Series,
+    event: Event,
+    card: Shown,
+    recurring: Event | None,
+    add: Mapping[str, str],
+    jsonld: Markup,
+    calendar_url: str,
+) -> str:
+    """``site/event.html`` in its layout, for the page at ``urls.event_page(event)``."""
+    page = urls.event_page(event)
+    words = _labels(series.language)
+
+    def link(target: str) -> str:
+        return urls.relative(page, target)
+
+    title = escape(event.title)
+    series_title = escape(series.title)
+    cancelled = f"{words.cancelled}: " if event.cancelled else ""
+    head = (
+        f'<meta name="description" content="{escape(markup.summary(event.abstract, 200))}">\n'
+        if event.abstract.strip()
+        else ""
+    )
+    crumbs = f'<li><a href="{escape(link(urls.series_page(series)))}">{series_title}</a></li>\n'
+    if recurring is not None:
+        crumbs += (
+            f'<li><a href="{escape(link(urls.event_page(recurring)))}">'
+            f"{escape(recurring.title)}</a></li>"
+        )
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="{escape(series.language)}">\n'
+        "<head>\n"
+        '<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{cancelled}{title} · {series_title}</title>\n"
+        f'<link rel="canonical" href="{escape(urls.absolute(site, page))}">\n'
+        '<link rel="icon" href="data:,">\n'
+        f'<link rel="stylesheet" href="{escape(link(urls.STYLESHEET))}">\n'
+        f'<link rel="alternate" type="application/atom+xml" title="{series_title}" '
+        f'href="{escape(link(urls.series_feed(series, "atom")))}">\n'
+        f'<link rel="alternate" type="application/rss+xml" title="{series_title}" '
+        f'href="{escape(link(urls.series_feed(series, "rss")))}">\n'
+        f'{head}<script type="application/ld+json">\n{jsonld}\n</script>\n'
+        "</head>\n"
+        "<body>\n"
+        '<header class="site-header">\n'
+        '<nav class="crumbs">\n'
+        "<ol>\n"
+        f'<li><a href="{escape(link(urls.SITE_INDEX))}">{escape(site.title)}</a></li>\n'
+        f"{crumbs}</ol>\n"
+        "</nav>\n"
+        "</header>\n"
+        "<main>\n"
+        f"{_main(event, series, card, recurring, add, calendar_url, link)}"
+        "</main>\n"
+        f"{_footer(site, link, words)}"
+        f'<script src="{escape(link(urls.SCRIPT))}"></script>\n'
+        "</body>\n"
+        "</html>\n"
+    )
+
+
+def _main(
+    event: Event,
+    series: Series,
+    card: Shown,
+    recurring: Event | None,
+    add: Mapping[str, str],
+    calendar_url: str,
+    link: _Link,
+) -> str:
+    """The ``main`` block of ``site/event.html``."""
+    words = _labels(series.language)
+    colon = words.colon
+    states = (" is-cancelled" if event.cancelled else "") + (" is-past" if card.past else "")
+    parts = [
+        f'<article class="event-page{states}" data-ends="{escape(card.ends)}">\n'
+        f'<p class="notice notice-past" data-past-notice{"" if card.past else " hidden"}>'
+        f"{words.past_event}</p>\n"
+    ]
+    if event.cancelled:
+        parts.append(
+            f'<p class="notice notice-cancelled"><strong>{words.cancelled}{colon}'
+            f"</strong> {words.cancelled_notice}</p>\n"
+        )
+    elif event.status == "tentative":
+        parts.append(
+            f'<p class="notice"><strong>{words.tentative}{colon}</strong> '
+            f"{words.tentative_notice}</p>\n"
+        )
+    starts = escape(card.starts)
+    parts.append(
+        f"<h1>{escape(event.title)}</h1>\n"
+        '<dl class="facts">\n'
+        f"<dt>{words.when}</dt>\n"
+        f'<dd><time datetime="{starts}">{escape(card.when)}</time>\n'
+    )
+    if not event.all_day:
+        parts.append(
+            f'<br><span class="your-time" data-your-time data-start="{starts}" '
+            f'data-end="{escape(event.end.isoformat())}" data-tz="{escape(event.timezone)}" '
+            f"hidden>{words.your_time}{colon} <span data-value></span></span>\n"
+        )
+    parts.append(f"</dd>\n{_place(event, words)}\n</dl>\n")
+    if not event.cancelled:
+        download = words.download_series_ics if recurring is not None else words.download_ics
+        parts.append(
+            '<section class="add" aria-labelledby="add-heading">\n'
+            f'<h2 id="add-heading">{words.add_to_calendar}</h2>\n'
+            '<ul class="buttons">\n'
+            f'<li><a class="button primary" href="{escape(link(urls.event_ics(event)))}" '
+            f'type="text/calendar" download>{download}</a></li>\n'
+            f'<li><a class="button" href="{escape(add["google"])}" rel="nofollow noopener">'
+            f"{words.google_calendar}</a></li>\n"
+            f'<li><a class="button" href="{escape(add["outlook_365"])}" rel="nofollow noopener">'
+            f"{words.outlook_365}</a></li>\n"
+            f'<li><a class="button" href="{escape(add["outlook_com"])}" rel="nofollow noopener">'
+            f"{words.outlook_com}</a></li>\n"
+            "</ul>\n"
+            "</section>\n"
+        )
+    parts.append(f"{_people_and_abstract(event, words)}\n")
+    if event.url:
+        parts.append(
+            f'<p><a href="{escape(event.url)}" rel="nofollow noopener">{words.more_info}</a></p>'
+        )
+    if event.tags:
+        tags = " ".join(
+            f'<a class="tag" href="{escape(link(urls.tag_page(tag)))}">{escape(tag)}</a>'
+            for tag in event.tags
+        )
+        parts.append(f'<p class="tags">{words.tags}{colon}\n{tags}</p>\n')
+    parts.append(f"{_subscribe(series, calendar_url, link, words)}\n</article>\n")
+    return "".join(parts)
+
+
+class _Link(Protocol):
+    def __call__(self, target: str, /) -> str: ...
+
+
+@lru_cache(maxsize=16)
+def _labels(language: str) -> SimpleNamespace:
+    """The labels of ``language``, escaped once: every page shows twenty-odd of them."""
+    return SimpleNamespace(**{key: str(escape(text)) for key, text in labels(language).items()})
+
+
+def _place(event: Event, words: SimpleNamespace) -> str:
+    """The ``place`` macro."""
+    text = ""
+    if event.location:
+        text += f"<dt>{words.location}</dt>\n<dd>{escape(event.location)}</dd>\n"
+    if event.online_url:
+        text += (
+            f"<dt>{words.online}</dt>\n"
+            f'<dd><a href="{escape(event.online_url)}" rel="nofollow noopener">'
+            f"{words.join_online}</a></dd>\n"
+        )
+    return text
+
+
+def _people_and_abstract(event: Event, words: SimpleNamespace) -> str:
+    """The ``people_and_abstract`` macro."""
+    parts = []
+    if event.speakers:
+        heading = words.speaker if len(event.speakers) == 1 else words.speakers
+        parts.append(
+            '<section class="speakers" aria-labelledby="speakers-heading">\n'
+            f'<h2 id="speakers-heading">{heading}</h2>\n'
+        )
+        for speaker in event.speakers:
+            name = str(escape(speaker.name))
+            if speaker.url:
+                name = f'<a href="{escape(speaker.url)}" rel="nofollow noopener">{name}</a>'
+            parts.append(f'<div class="speaker">\n<h3>{name}</h3>\n')
+            if speaker.affiliation:
+                parts.append(f'<p class="affiliation">{escape(speaker.affiliation)}</p>')
+            if speaker.bio:
+                parts.append(f'<div class="bio">{markup.to_html(speaker.bio)}</div>')
+            parts.append("</div>\n")
+        parts.append("</section>\n")
+    if event.abstract.strip():
+        parts.append(
+            '<section class="abstract" aria-labelledby="abstract-heading">\n'
+            f'<h2 id="abstract-heading">{words.abstract}</h2>\n'
+            f"{markup.to_html(event.abstract)}\n"
+            "</section>\n"
+        )
+    return "".join(parts)
+
+
+def _subscribe(series: Series, calendar_url: str, link: _Link, words: SimpleNamespace) -> str:
+    """The ``subscribe`` macro, as the event page calls it."""
+    apps = ""
+    if calendar_url:
+        apps = (
+            f'<li><a class="button" href="{escape(urls.webcal(calendar_url))}">'
+            f"{words.subscribe_app}</a></li>\n"
+            f'<li><a class="button" href="{escape(calendar_url)}">'
+            f"{words.calendar_address}</a></li>\n"
+        )
+    return (
+        '<section class="subscribe" aria-labelledby="subscribe-heading">\n'
+        f'<h2 id="subscribe-heading">{words.subscribe}</h2>\n'
+        '<ul class="buttons">\n'
+        f"{apps}"
+        f'<li><a class="button" href="{escape(link(urls.series_feed(series, "atom")))}" '
+        f'type="application/atom+xml">{words.feed_atom}</a></li>\n'
+        f'<li><a class="button" href="{escape(link(urls.series_feed(series, "rss")))}" '
+        f'type="application/rss+xml">{words.feed_rss}</a></li>\n'
+        "</ul>\n"
+        "</section>\n"
+    )
+
+
+def _footer(site: Site, link: _Link, words: SimpleNamespace) -> str:
+    """The ``footer`` block of ``site/base.html``."""
+    calendar = urls.webcal(urls.absolute(site, urls.SITE_CALENDAR))
+    return (
+        '<footer class="site-footer">\n'
+        f"<p>{words.subscribe_all}{words.colon}\n"
+        f'<a href="{escape(calendar)}">{words.subscribe_app}</a> ·\n'
+        f'<a href="{escape(link(urls.site_feed("atom")))}">{words.feed_atom}</a> ·\n'
+        f'<a href="{escape(link(urls.site_feed("rss")))}">{words.feed_rss}</a></p>\n'
+        "</footer>\n"
+    )
