@@ -1,8 +1,9 @@
-"""Event pages written directly (``adapters/pagetext.py``) are the bytes the templates render.
+"""Event pages and listing items written directly (``adapters/pagetext.py``) are the
+bytes the templates render.
 
-Each project is built twice, once as shipped and once with every page sent
-through Jinja, and the two trees must be equal file for file. When this fails
-after a change to ``site/event.html``, ``base.html``, ``macros.html`` or
+Each project is built twice, once as shipped and once with every page and item
+sent through Jinja, and the two trees must be equal file for file. When this
+fails after a change to ``site/event.html``, ``base.html``, ``macros.html`` or
 ``script.html``, make the same change in ``pagetext.py``.
 """
 
@@ -61,14 +62,16 @@ VARIETY = {
 def trees(project: Path, tmp_path: Path, now: datetime) -> tuple[dict[str, bytes], ...]:
     """The output as shipped and with every page through Jinja; checks the first wrote
     every event page directly."""
-    direct = _spied(pagetext.event_page)
+    pages, items = _spied(pagetext.event_page), _spied(pagetext.event_item)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pagetext, "event_page", direct)
+        patch.setattr(pagetext, "event_page", pages)
+        patch.setattr(pagetext, "event_item", items)
         build(project, tmp_path / "direct", now=now, jobs=1, save_ledger=False)
     single = sum(1 for event in load_site(project).events() if event.repeat is None)
-    assert direct.calls >= single > 0, "the event pages were not written directly"
+    assert pages.calls >= single > 0, "the event pages were not written directly"
+    assert items.calls >= single, "the listing items were not written directly"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pagetext, "applies", lambda project, series: False)
+        patch.setattr(pagetext, "applies", lambda *overridden: False)
         build(project, tmp_path / "jinja", now=now, jobs=1, save_ledger=False)
     return _read(tmp_path / "direct"), _read(tmp_path / "jinja")
 
@@ -77,9 +80,9 @@ class _spied:
     def __init__(self, function: Callable[..., str]) -> None:
         self.function, self.calls = function, 0
 
-    def __call__(self, *args: object) -> str:
+    def __call__(self, *args: object, **kwargs: object) -> str:
         self.calls += 1
-        return self.function(*args)
+        return self.function(*args, **kwargs)
 
 
 def _read(out: Path) -> dict[str, bytes]:
@@ -149,3 +152,18 @@ def test_an_override_of_any_template_of_the_page_goes_through_jinja(
     talks = (tmp_path / "out/talks/2027-01-05-bare/index.html").read_text(encoding="utf-8")
     other = (tmp_path / "out/other/2027-02-01-x/index.html").read_text(encoding="utf-8")
     assert "<!-- overridden -->" in talks and "<!-- overridden -->" not in other
+
+
+def test_an_override_of_the_macros_shapes_the_listing_items(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project(VARIETY)
+    original = (PACKAGE_TEMPLATES / "site/macros.html").read_text(encoding="utf-8")
+    assert '<p class="badges">' in original
+    override = project / "templates/site/macros.html"
+    override.parent.mkdir(parents=True)
+    override.write_text(original.replace('<p class="badges">', '<p class="badges" x>'))
+    assert not pagetext.applies(project, None, pagetext.ITEM_TEMPLATES)
+    build(project, tmp_path / "out", now=EARLY, jobs=1, save_ledger=False)
+    for page in ("index.html", "talks/index.html", "tags/one/index.html"):
+        assert '<p class="badges" x>' in (tmp_path / "out" / page).read_text(), page

@@ -233,11 +233,16 @@ class _Pages:
         them as seen from itself: the same item serves the index and every tag
         page, where it used to be made once per folder depth.
         """
-        marked = {**shared, "link": _marked}
-        macros = env.get_template("site/macros.html").make_module(marked)
-        macro = macros.event_item  # type: ignore[attr-defined]
         language = str(shared["lang"])
         settings = self.context.settings_key(scope.slug if scope else None)
+        macro: Callable[[Card, bool, bool], object]
+        scoped = scope.slug if scope else None
+        if pagetext.applies(self.context.project, scoped, pagetext.ITEM_TEMPLATES):
+            macro = partial(pagetext.event_item, language=language, link=_marked)
+        else:
+            marked = {**shared, "link": _marked}
+            macros = env.get_template("site/macros.html").make_module(marked)
+            macro = macros.event_item  # type: ignore[attr-defined]
 
         def item(card: Card, show_series: bool, dates_only: bool) -> bytes:
             # Joined, not hashed: tens of thousands per build, and each part is a digest

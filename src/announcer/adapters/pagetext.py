@@ -30,7 +30,7 @@ TEMPLATES = ("site/base.html", "site/event.html", "site/macros.html", "site/scri
 
 
 class Shown(Protocol):
-    """What the page reads of its listing card (``html.Card``)."""
+    """What a page or a listing item reads of an event's card (``html.Card``)."""
 
     @property
     def past(self) -> bool: ...
@@ -40,12 +40,23 @@ class Shown(Protocol):
     def ends(self) -> str: ...
     @property
     def when(self) -> str: ...
+    @property
+    def event(self) -> Event: ...
+    @property
+    def series(self) -> Series: ...
+    @property
+    def lang(self) -> str: ...
+    @property
+    def page(self) -> str: ...
 
 
-def applies(project: Path, series: str) -> bool:
-    """Whether no template the page is made from is overridden for ``series``."""
-    folders = (project / "templates", project / "series" / series / "templates")
-    return not any((folder / name).is_file() for folder in folders for name in TEMPLATES)
+def applies(project: Path, series: str | None, names: tuple[str, ...] = TEMPLATES) -> bool:
+    """Whether none of ``names`` is overridden for ``series`` (None: for the site's own
+    pages, the index and the tag pages)."""
+    folders = [project / "templates"]
+    if series is not None:
+        folders.append(project / "series" / series / "templates")
+    return not any((folder / name).is_file() for folder in folders for name in names)
 
 
 def event_page(
@@ -275,4 +286,43 @@ def _footer(site: Site, link: _Link, words: SimpleNamespace) -> str:
         f'<a href="{escape(link(urls.site_feed("atom")))}">{words.feed_atom}</a> ·\n'
         f'<a href="{escape(link(urls.site_feed("rss")))}">{words.feed_rss}</a></p>\n'
         "</footer>\n"
+    )
+
+
+ITEM_TEMPLATES = ("site/macros.html",)  # the event_item macro
+
+
+def event_item(card: Shown, show_series: bool, dates_only: bool, language: str, link: _Link) -> str:
+    """The ``event_item`` macro, on a page in ``language``, links made by ``link``."""
+    event, words = card.event, _labels(card.lang)
+    states = (" is-cancelled" if event.cancelled else "") + (" is-past" if card.past else "")
+    own = f' lang="{escape(card.lang)}"' if card.lang != language else ""
+    starts, when = escape(card.starts), escape(card.when)
+    shown = f'<time datetime="{starts}">{when}</time>' if dates_only else escape(event.title)
+    if event.cancelled:
+        badge = f'<span class="badge badge-cancelled">{words.cancelled}</span>'
+    elif event.status == "tentative":
+        badge = f'<span class="badge">{words.tentative}</span>'
+    else:
+        badge = ""
+    if dates_only:
+        meta = f'<p class="meta">{escape(event.location)}</p>' if event.location else ""
+    else:
+        meta = f'<p class="meta"><time datetime="{starts}">{when}</time></p>\n'
+        if event.speakers:
+            names = ", ".join(str(escape(speaker.name)) for speaker in event.speakers)
+            meta += f'<p class="meta">{names}</p>'
+    if show_series:
+        meta += (
+            f'<p class="meta series-name"><a href="{escape(link(urls.series_page(card.series)))}">'
+            f"{escape(card.series.title)}</a></p>"
+        )
+    return (
+        f'<li class="event{states}" data-ends="{escape(card.ends)}"{own}>\n'
+        f'<h3 class="event-title"><a href="{escape(link(card.page))}">{shown}</a></h3>\n'
+        '<p class="badges">\n'
+        f'{badge}<span class="badge badge-past" data-past-notice{"" if card.past else " hidden"}>'
+        f"{words.past_short}</span>\n"
+        "</p>\n"
+        f"{meta}</li>\n"
     )
