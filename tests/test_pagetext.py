@@ -1,10 +1,10 @@
-"""Event pages and listing items written directly (``adapters/pagetext.py``) are the
-bytes the templates render.
+"""Event pages, listing items and feed entries written directly (``adapters/pagetext.py``)
+are the bytes the templates render.
 
-Each project is built twice, once as shipped and once with every page and item
-sent through Jinja, and the two trees must be equal file for file. When this
-fails after a change to ``site/event.html``, ``base.html``, ``macros.html`` or
-``script.html``, make the same change in ``pagetext.py``.
+Each project is built twice, once as shipped and once with everything sent
+through Jinja, and the two trees must be equal file for file. When this fails
+after a change to ``site/event.html``, ``base.html``, ``macros.html``,
+``script.html`` or ``feed/entry.html``, make the same change in ``pagetext.py``.
 """
 
 from __future__ import annotations
@@ -63,13 +63,16 @@ def trees(project: Path, tmp_path: Path, now: datetime) -> tuple[dict[str, bytes
     """The output as shipped and with every page through Jinja; checks the first wrote
     every event page directly."""
     pages, items = _spied(pagetext.event_page), _spied(pagetext.event_item)
+    entries = _spied(pagetext.entry_content)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pagetext, "event_page", pages)
         patch.setattr(pagetext, "event_item", items)
+        patch.setattr(pagetext, "entry_content", entries)
         build(project, tmp_path / "direct", now=now, jobs=1, save_ledger=False)
     single = sum(1 for event in load_site(project).events() if event.repeat is None)
     assert pages.calls >= single > 0, "the event pages were not written directly"
     assert items.calls >= single, "the listing items were not written directly"
+    assert entries.calls >= single, "the feed entries were not written directly"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pagetext, "applies", lambda *overridden: False)
         build(project, tmp_path / "jinja", now=now, jobs=1, save_ledger=False)
@@ -167,3 +170,18 @@ def test_an_override_of_the_macros_shapes_the_listing_items(
     build(project, tmp_path / "out", now=EARLY, jobs=1, save_ledger=False)
     for page in ("index.html", "talks/index.html", "tags/one/index.html"):
         assert '<p class="badges" x>' in (tmp_path / "out" / page).read_text(), page
+
+
+def test_an_override_of_the_entry_template_shapes_that_series_feed_entries(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project(VARIETY)
+    original = (PACKAGE_TEMPLATES / "feed/entry.html").read_text(encoding="utf-8")
+    override = project / "series/talks/templates/feed/entry.html"
+    override.parent.mkdir(parents=True)
+    override.write_text(original + "OVERRIDDEN-ENTRY")
+    assert not pagetext.applies(project, "talks", pagetext.ENTRY_TEMPLATES)
+    build(project, tmp_path / "out", now=EARLY, jobs=1, save_ledger=False)
+    shown = {"talks/feed.atom": 2, "talks/feed.rss": 2, "feed.atom": 2, "tags/one/feed.atom": 1}
+    for feed, entries in shown.items():
+        assert (tmp_path / "out" / feed).read_text().count("OVERRIDDEN-ENTRY") == entries, feed
