@@ -1,7 +1,9 @@
 """The static site: an index, a page per series, per event, per occurrence and per tag.
 
 Pages come from Jinja2 templates in the package (``templates/site/``) that a
-project's ``templates/`` and a series' ``templates/`` override file by file.
+project's ``templates/`` and a series' ``templates/`` override file by file;
+while an event page's templates are the package's, :mod:`pagetext` writes the
+same bytes without Jinja, and the listing items likewise.
 Whether an event is past is decided at build time from ``context.now`` and
 written into the markup together with the event's end as an instant, so a small
 script corrects the label when the page is read later; without script the page
