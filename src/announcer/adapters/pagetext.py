@@ -3,11 +3,12 @@
 Jinja spends three quarters of an event page's time in its own machinery (the
 layout's blocks, the macros imported with context, a call or a look-up for
 every value): at 10,000 events that was a sixth of a cold build. As feed
-entries (``feedtext``) and VEVENTs (``icstext``) are, the page is written here
-instead, but only for a series where none of :data:`TEMPLATES` is overridden:
-an override decides its pages, through Jinja. ``tests/test_pagetext.py``
-renders the fixture projects' event pages both ways and compares the bytes, so
-a change to one of those templates must be made here too.
+entries' XML (``feedtext``) and VEVENTs (``icstext``) are, the event page,
+the listing item and a feed entry's HTML are written here instead, but only
+where none of the templates each is made from is overridden (:func:`applies`):
+an override decides, through Jinja. ``tests/test_pagetext.py`` builds the
+fixture projects both ways and compares every file, so a change to one of
+these templates must be made here too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from announcer.templating import when
 # What an event page is made from: base.html lays it out, event.html fills it,
 # with place, people_and_abstract and subscribe from macros.html.
 TEMPLATES = ("site/base.html", "site/event.html", "site/macros.html", "site/script.html")
+ITEM_TEMPLATES = ("site/macros.html",)  # the event_item macro of the listings
+ENTRY_TEMPLATES = ("feed/entry.html",)  # the HTML inside a feed entry
 
 
 class Shown(Protocol):
@@ -290,9 +293,6 @@ def _footer(site: Site, link: _Link, words: SimpleNamespace) -> str:
     )
 
 
-ITEM_TEMPLATES = ("site/macros.html",)  # the event_item macro
-
-
 def event_item(card: Shown, show_series: bool, dates_only: bool, language: str, link: _Link) -> str:
     """The ``event_item`` macro, on a page in ``language``, links made by ``link``."""
     event, words = card.event, _labels(card.lang)
@@ -327,9 +327,6 @@ def event_item(card: Shown, show_series: bool, dates_only: bool, language: str, 
         "</p>\n"
         f"{meta}</li>\n"
     )
-
-
-ENTRY_TEMPLATES = ("feed/entry.html",)  # the HTML inside a feed entry
 
 
 def entry_content(event: Event, series: Series, page_url: str, ics_url: str) -> str:
