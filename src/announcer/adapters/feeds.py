@@ -156,7 +156,6 @@ class _Writer:
         self.entries: dict[tuple[str, str], bytes] = {}
         self.keys: dict[str, str] = {}
         self.built: dict[str, feedtext.Entry] = {}
-        self.direct: dict[str, bool] = {}  # per series: entry content from pagetext
 
     def feeds(self, spec: FeedSpec, events: Sequence[Event]) -> Iterator[LazyFile]:
         """The Atom and the RSS feed of ``events``, each assembled when the build gets to it,
@@ -332,11 +331,7 @@ class _Writer:
         )
 
     def _content(self, event: Event, series: Series, page: str, ics: str) -> str:
-        direct = self.direct.get(series.slug)
-        if direct is None:
-            project, templates = self.context.project, pagetext.ENTRY_TEMPLATES
-            direct = self.direct[series.slug] = pagetext.applies(project, series.slug, templates)
-        if direct:
+        if pagetext.used(self.context, series.slug, pagetext.ENTRY_TEMPLATES):
             return pagetext.entry_content(event, series, page, ics)
         template = self.context.environment(series.slug).get_template("feed/entry.html")
         return template.render(

@@ -186,7 +186,6 @@ class _Pages:
         self.shown = listing.shown(context)
         self.now = context.now.astimezone(UTC)  # see listing.is_past
         self.cards: dict[str, Card] = {}
-        self.direct: dict[str, bool] = {}  # per series: see _written_directly
 
     def card(self, event: Event) -> Card:
         if event.key not in self.cards:
@@ -239,7 +238,7 @@ class _Pages:
         settings = self.context.settings_key(scope.slug if scope else None)
         macro: Callable[[Card, bool, bool], object]
         scoped = scope.slug if scope else None
-        if pagetext.applies(self.context.project, scoped, pagetext.ITEM_TEMPLATES):
+        if pagetext.used(self.context, scoped, pagetext.ITEM_TEMPLATES):
             macro = partial(pagetext.event_item, language=language, link=_marked)
         else:
             marked = {**shared, "link": _marked}
@@ -407,7 +406,7 @@ class _Pages:
             "outlook_com": addto.outlook(event, page_url, "outlook_com"),
         }
         data = jsonld.event_data(event, series, self.site)
-        if self._written_directly(series):
+        if pagetext.used(self.context, series.slug):
             card, script = self.card(event), Markup(jsonld.script_json(data))
             calendar = self._subscribe(series)["calendar_url"]
             page = pagetext.event_page(
@@ -427,13 +426,6 @@ class _Pages:
             jsonld=Markup(jsonld.script_json(data)),
             **self._subscribe(series),
         )
-
-    def _written_directly(self, series: Series) -> bool:
-        """Whether the series' event pages come from :mod:`pagetext`: no override of theirs."""
-        found = self.direct.get(series.slug)
-        if found is None:
-            found = self.direct[series.slug] = pagetext.applies(self.context.project, series.slug)
-        return found
 
     def _subscribe(self, series: Series) -> _Subscribe:
         calendar = urls.absolute(self.site, urls.series_calendar(series))

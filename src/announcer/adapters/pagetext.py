@@ -22,6 +22,7 @@ from typing import Protocol
 from markupsafe import Markup, escape
 
 from announcer import markup, urls
+from announcer.adapters.base import BuildContext
 from announcer.i18n import labels
 from announcer.model import Event, Series, Site
 from announcer.templating import when
@@ -61,6 +62,16 @@ def applies(project: Path, series: str | None, names: tuple[str, ...] = TEMPLATE
     if series is not None:
         folders.append(project / "series" / series / "templates")
     return not any((folder / name).is_file() for folder in folders for name in names)
+
+
+def used(context: BuildContext, series: str | None, names: tuple[str, ...] = TEMPLATES) -> bool:
+    """:func:`applies`, looked up once per build (a preview server sees a new override
+    at its next build)."""
+    key = f"pagetext\x1f{series}\x1f{names}"
+    found = context.cache.get(key)
+    if found is None:
+        found = context.cache[key] = applies(context.project, series, names)
+    return bool(found)
 
 
 def event_page(
@@ -119,7 +130,7 @@ def event_page(
         "</nav>\n"
         "</header>\n"
         "<main>\n"
-        f"{_main(event, series, card, recurring, add, calendar_url, link)}"
+        f"{_main(event, series, card, recurring, add, calendar_url, link, words)}"
         "</main>\n"
         f"{_footer(site, link, words)}"
         f'<script src="{escape(link(urls.SCRIPT))}"></script>\n'
@@ -136,9 +147,9 @@ def _main(
     add: Mapping[str, str],
     calendar_url: str,
     link: _Link,
+    words: SimpleNamespace,
 ) -> str:
     """The ``main`` block of ``site/event.html``."""
-    words = _labels(series.language)
     colon = words.colon
     states = (" is-cancelled" if event.cancelled else "") + (" is-past" if card.past else "")
     parts = [
