@@ -4,10 +4,13 @@ Most of a build is independent work per event or per file. :func:`run` hands
 it out in small chunks to this process and children forked from it: they
 see the loaded model, the ledger and the compiled templates without any of
 it being sent, pull chunks from a shared counter (so a child that drew a big
-file does not hold the others up), and send back only their results and
-what :class:`Side` says to collect (the fragments they made, their
-warnings) and what their :func:`memo` functions computed, pickled through a
-pipe.
+file does not hold the others up), and hand back only their results, what
+:class:`Side` says to collect (the fragments they made, their warnings) and
+what their :func:`memo` functions computed. A child pickles that chunk by
+chunk, as it goes, into a file in memory (its spool) and only says through
+a pipe whether it finished: the parent, done with its own share, reads the
+spool instead of waiting for sixty megabytes to be pickled and pushed
+through a pipe at the end of a phase.
 
 A child's failure fails the build with the child's own error. Where fork is
 not available or not safe (another thread is running, as in ``announcer
@@ -22,12 +25,13 @@ import multiprocessing
 import os
 import pickle
 import sys
+import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from functools import wraps
 from multiprocessing.connection import Connection
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import IO, Any, Generic, ParamSpec, Protocol, TypeVar
 
 from announcer.errors import AnnouncerError
 
@@ -163,29 +167,47 @@ def _forked(
     try:
         for _ in range(jobs - 1):
             receiver, sender = context.Pipe(duplex=False)
-            child = context.Process(target=_child, args=(task, count, chunk, counter, side, sender))
+            spool = _spool()
+            args = (task, count, chunk, counter, side, sender, spool)
+            child = context.Process(target=_child, args=args)
             child.start()
             sender.close()
-            children.append((child, receiver))
+            children.append((child, receiver, spool))
         results = _pull(task, count, chunk, counter)
-        shares = [_receive(child, receiver) for child, receiver in children]
+        for child, receiver, spool in children:
+            _wait(child, receiver)
+            for found, collected, memos in _parts(spool):
+                results.update(found)
+                if side is not None:
+                    side.merge(collected)
+                for made, taken in zip(_MEMOS, memos, strict=True):
+                    made.results.update(taken)
     finally:
-        for child, receiver in children:
+        for child, receiver, spool in children:
             receiver.close()
+            spool.close()
             if child.is_alive():
                 child.terminate()
             child.join()
-    for found, collected, memos in shares:
-        results.update(found)
-        if side is not None:
-            side.merge(collected)
-        for made, taken in zip(_MEMOS, memos, strict=True):
-            made.results.update(taken)
     return [results[i] for i in range(count)]
 
 
-def _pull(task: Callable[[range], list[R]], count: int, chunk: int, counter: Any) -> dict[int, R]:
-    """Take the next chunk until none is left; the results by index."""
+def _spool() -> IO[bytes]:
+    """A file in memory, made before the fork so that parent and child share it."""
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create("announcer-worker", os.MFD_CLOEXEC), "w+b")
+    return tempfile.TemporaryFile()
+
+
+def _pull(
+    task: Callable[[range], list[R]],
+    count: int,
+    chunk: int,
+    counter: Any,
+    hand: Callable[[dict[int, R]], None] | None = None,
+) -> dict[int, R]:
+    """Take the next chunk until none is left; the results by index, or each chunk's
+    results handed to ``hand`` as they come."""
     found: dict[int, R] = {}
     while True:
         with counter.get_lock():
@@ -194,7 +216,11 @@ def _pull(task: Callable[[range], list[R]], count: int, chunk: int, counter: Any
         if start >= count:
             return found
         share = _chunk(start, chunk, count)
-        found.update(zip(share, task(share), strict=True))
+        results = dict(zip(share, task(share), strict=True))
+        if hand is None:
+            found.update(results)
+        else:
+            hand(results)
 
 
 def _child(
@@ -204,21 +230,45 @@ def _child(
     counter: Any,
     side: Side | None,
     sender: Connection,
+    spool: IO[bytes],
 ) -> None:
-    """Pull chunks until none are left, then send (results by index, collected side)."""
+    """Pull chunks until none are left, each chunk's part written to ``spool`` as it is
+    done; then say through ``sender`` that all went well, or what went wrong."""
+
+    def hand(found: dict[int, R]) -> None:
+        collected = side.collect() if side is not None else None
+        memos = [made.take() for made in _MEMOS]
+        pickle.dump((found, collected, memos), spool, protocol=pickle.HIGHEST_PROTOCOL)
+        _start(side)
+
     payload: tuple[str, object]
     try:
-        if side is not None:
-            side.start()
-        for made in _MEMOS:
-            made.fresh = []
-        found = _pull(task, count, chunk, counter)
-        memos = [made.take() for made in _MEMOS]
-        payload = ("ok", (found, side.collect() if side is not None else None, memos))
+        _start(side)
+        _pull(task, count, chunk, counter, hand)
+        spool.flush()
+        payload = ("ok", None)
     except BaseException as exc:  # everything goes back to the parent, which decides
         payload = ("error", _portable(exc))
     sender.send_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
     sender.close()
+
+
+def _start(side: Side | None) -> None:
+    """Forget what was handed back already (or, first, what the parent had)."""
+    if side is not None:
+        side.start()
+    for made in _MEMOS:
+        made.fresh = []
+
+
+def _parts(spool: IO[bytes]) -> Iterator[tuple[dict[int, Any], object, list[Any]]]:
+    """What a child wrote to its spool, part by part, in the order it wrote them."""
+    spool.seek(0)
+    while True:
+        try:
+            yield pickle.load(spool)
+        except EOFError:
+            return
 
 
 def _portable(exc: BaseException) -> tuple[BaseException | None, str]:
@@ -231,7 +281,8 @@ def _portable(exc: BaseException) -> tuple[BaseException | None, str]:
     return exc, text
 
 
-def _receive(child: Any, receiver: Connection) -> tuple[dict[int, Any], object, list[Any]]:
+def _wait(child: Any, receiver: Connection) -> None:
+    """Until the child is done; its failure raised here, as the build's."""
     try:
         status, value = pickle.loads(receiver.recv_bytes())
     except EOFError:
@@ -241,7 +292,7 @@ def _receive(child: Any, receiver: Connection) -> tuple[dict[int, Any], object, 
             "run again with --jobs 1 to see the error in one process"
         ) from None
     if status == "ok":
-        return value  # type: ignore[no-any-return]
+        return
     exc, text = value
     if exc is None:
         raise AnnouncerError(f"a build worker failed:\n{text}")
