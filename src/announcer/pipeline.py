@@ -375,6 +375,10 @@ def _sharing(context: BuildContext, jobs: int | None) -> publishing.Share:
 
 
 PROBE = 64  # events prepared here first, to see whether the last build's pieces serve
+# Events per chunk when preparing: a chunk's Markdown is rendered in one go, which is
+# faster the more texts it holds, and each chunk a worker hands back costs a pickle.
+# At 10,000 events, 64 instead of 8 made preparing 7-15 % faster.
+PREPARE_CHUNK = 64
 
 
 def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publishing.Share) -> None:
@@ -406,6 +410,7 @@ def prepare(context: BuildContext, adapters: list[OutputAdapter], share: publish
         share(
             lambda chunk: task(range(chunk.start + rest.start, chunk.stop + rest.start), True),
             len(rest),
+            chunk=PREPARE_CHUNK,
         )
 
 

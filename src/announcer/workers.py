@@ -38,6 +38,7 @@ from announcer.errors import AnnouncerError
 R = TypeVar("R")
 P = ParamSpec("P")
 MIN_SHARED = 64  # below this many items, forking costs more than it saves
+CHUNKS_EACH = 8  # chunks per process at least, however big the chunks asked for
 
 
 class Memo(Generic[P, R]):
@@ -135,16 +136,20 @@ def run(
     chunk: int = 8,
     explicit: bool = False,
 ) -> list[R]:
-    """``task`` over ``range(count)`` in chunks; the results in index order.
+    """``task`` over ``range(count)`` in chunks of at most ``chunk``; the results in
+    index order.
 
     ``task`` gets a range and returns one result per index in it. Small
     workloads stay in this process unless the caller asked for ``jobs``
-    (``explicit``), which is how the tests exercise the shared path.
+    (``explicit``), which is how the tests exercise the shared path. Shared,
+    each process gets some :data:`CHUNKS_EACH` chunks at least, so that the
+    processes finish together however few items there are.
     """
     enough = explicit or count >= MIN_SHARED
     if jobs <= 1 or count <= 1 or not enough or not can_fork():
         return [r for start in range(0, count, chunk) for r in task(_chunk(start, chunk, count))]
-    return _forked(task, count, min(jobs, count), side, chunk)
+    jobs = min(jobs, count)
+    return _forked(task, count, jobs, side, max(1, min(chunk, count // (jobs * CHUNKS_EACH))))
 
 
 def _chunk(start: int, size: int, count: int) -> range:

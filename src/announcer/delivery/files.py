@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from announcer import heap
 from announcer.adapters.base import LazyFile, OutputFile
@@ -35,13 +35,22 @@ Recorded = dict[str, tuple[str | None, Stat]]
 Folders = dict[str, Stat]
 """Output folders ('' is the output itself) whose stat says they hold what a build left."""
 T = TypeVar("T")
-Share = Callable[[Callable[[range], list[Any]], int], list[Any]]
-"""Runs a task over ``range(count)`` in chunks and returns the results in order."""
+
+
+class Share(Protocol):
+    """Runs a task over ``range(count)`` in chunks of at most ``chunk`` items (perhaps
+    in several processes) and returns the results in order."""
+
+    def __call__(
+        self, task: Callable[[range], list[Any]], count: int, chunk: int = ...
+    ) -> list[Any]: ...
+
+
 Staged = tuple[Stat | None, int, str | None]  # (stat if written, size, key)
 Todo = tuple[str, OutputFile | LazyFile, str | None]  # (path, file, key unless worked out later)
 
 
-def in_order(task: Callable[[range], list[T]], count: int) -> list[T]:
+def in_order(task: Callable[[range], list[T]], count: int, chunk: int = 0) -> list[T]:
     """The plain :data:`Share`: everything in this process."""
     return task(range(count))
 

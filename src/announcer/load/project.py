@@ -24,6 +24,9 @@ from announcer.model import Event, Series, Site
 
 CONFIG_FILE = "announcer.yaml"
 SERIES_DIR = "series"
+# Event files per chunk when parsing in several processes: fewer, bigger chunks cost
+# fewer handovers; at 10,000 events 64 instead of 8 made parsing some 15 % faster.
+PARSE_CHUNK = 64
 
 
 EventCache = dict[str, tuple[str, Event]]
@@ -175,7 +178,9 @@ class _Walk:
     def parse(self, jobs: int) -> None:
         """Parse every file the cache could not answer for, in ``jobs`` processes."""
         todo = self.files
-        parsed = workers.run(lambda chunk: [_parse(todo[i]) for i in chunk], len(todo), jobs)
+        parsed = workers.run(
+            lambda chunk: [_parse(todo[i]) for i in chunk], len(todo), jobs, chunk=PARSE_CHUNK
+        )
         for file, (event, problems) in zip(todo, parsed, strict=True):
             file.event, file.problems = event, problems
             if event is not None:
