@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from announcer import pipeline, workers
+from announcer import buildstate, pipeline, workers
 from announcer.adapters.base import BuildContext, LazyFile, OutputAdapter, select
 from announcer.errors import AnnouncerError
 from tests.conftest import NOW, MakeProject
@@ -231,3 +231,65 @@ def test_with_another_thread_running_the_work_stays_in_this_process() -> None:
         stop.set()
         thread.join()
     assert set(found) == {os.getpid()}
+
+
+def _write_pid(path: Path) -> None:
+    path.write_text(str(os.getpid()))
+
+
+def run_aside(path: Path) -> tuple[int, int]:
+    forking()
+    wait = workers.aside(lambda: _write_pid(path))
+    wait()  # the file is there once this returns
+    return int(path.read_text()), os.getpid()
+
+
+def test_work_set_aside_runs_in_another_process_and_is_waited_for(tmp_path: Path) -> None:
+    writer, parent = alone(run_aside, tmp_path / "pid")
+    assert writer != parent
+
+
+def _fails() -> None:
+    raise ValueError("cannot write")
+
+
+def run_failing_aside() -> str:
+    forking()
+    wait = workers.aside(_fails)
+    try:
+        wait()
+    except AnnouncerError as exc:
+        return str(exc)
+    return "no error"
+
+
+def test_work_set_aside_that_fails_fails_the_wait() -> None:
+    assert "exit status" in alone(run_failing_aside)
+
+
+def build_and_read_fragments(root: Path, out: Path) -> int:
+    forking()
+    pipeline.build(root, out, now=NOW, jobs=2)
+    return len(buildstate.load_fragments(root, out))
+
+
+def test_a_shared_build_saves_its_fragments_from_another_process(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    root = zones_tree(make_project)
+    assert alone(build_and_read_fragments, root, tmp_path / "out") > 60
+
+
+def test_with_another_thread_running_work_set_aside_is_done_here(tmp_path: Path) -> None:
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        wait = workers.aside(lambda: _write_pid(tmp_path / "pid"))
+        assert (tmp_path / "pid").read_text() == str(os.getpid())
+        wait()
+    finally:
+        stop.set()
+        thread.join()

@@ -128,6 +128,37 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
+def aside(work: Callable[[], object]) -> Callable[[], None]:
+    """Start ``work`` in a forked child while this process goes on; the function
+    returned waits for it, and raises if it failed. Where forking is not safe,
+    ``work`` is done here and now."""
+    if not can_fork():
+        work()
+        return lambda: None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its exit code says how it went
+        code = 0
+        try:
+            work()
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+
+    def wait() -> None:
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise AnnouncerError(
+                f"a build worker failed (exit status {status}); "
+                "run again with --jobs 1 to see the error in one process"
+            )
+
+    return wait
+
+
 def run(
     task: Callable[[range], list[R]],
     count: int,
