@@ -36,3 +36,15 @@ def test_links_between_the_pages_a_site_has() -> None:
     assert urls.relative(event, "style.css") == "../../style.css"
     assert urls.relative(event, "seminar/index.html") == "../"
     assert urls.relative("seminar/index.html", "seminar/index.html") == "./"
+
+
+_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+
+
+@given(_texts)
+def test_add_to_calendar_links_quote_as_the_standard_library_does(text: str) -> None:
+    from urllib.parse import quote
+
+    from announcer.adapters import addto
+
+    assert addto._quoted(text) == quote(text, safe="")

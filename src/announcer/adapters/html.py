@@ -400,11 +400,7 @@ class _Pages:
         self, event: Event, series: Series, recurring: Event | None = None
     ) -> OutputFile:
         page_url = urls.absolute(self.site, urls.event_page(event))
-        add = {
-            "google": addto.google(event, page_url),
-            "outlook_365": addto.outlook(event, page_url, "outlook_365"),
-            "outlook_com": addto.outlook(event, page_url, "outlook_com"),
-        }
+        add = addto.links(event, page_url)
         data = jsonld.event_data(event, series, self.site)
         if pagetext.used(self.context, series.slug):
             card, script = self.card(event), Markup(jsonld.script_json(data))

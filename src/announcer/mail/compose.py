@@ -278,11 +278,7 @@ def template_context(site: Site, due: Due) -> dict[str, Any]:
         "day": format_date(event.start, "medium", locale=templating.babel_locale(series.language)),
         "page_url": page,
         "ics_url": urls.absolute(site, urls.event_ics(event)),
-        "add": {
-            "google": addto.google(event, page),
-            "outlook_com": addto.outlook(event, page, "outlook_com"),
-            "outlook_365": addto.outlook(event, page, "outlook_365"),
-        },
+        "add": addto.links(event, page),
         "calendar_url": calendar,
         "webcal_url": urls.webcal(calendar),
     }
