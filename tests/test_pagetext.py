@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from markupsafe import Markup, escape
 
 from announcer.adapters import pagetext
 from announcer.load import load_site
@@ -185,3 +188,12 @@ def test_an_override_of_the_entry_template_shapes_that_series_feed_entries(
     shown = {"talks/feed.atom": 2, "talks/feed.rss": 2, "feed.atom": 2, "tags/one/feed.atom": 1}
     for feed, entries in shown.items():
         assert (tmp_path / "out" / feed).read_text().count("OVERRIDDEN-ENTRY") == entries, feed
+
+
+@given(st.text())
+def test_text_is_escaped_as_markupsafe_escapes_it(text: str) -> None:
+    assert pagetext._escape(text) == str(escape(text))
+
+
+def test_markup_is_not_escaped_twice() -> None:
+    assert pagetext._escape(Markup("<b>&amp;</b>")) == "<b>&amp;</b>"

@@ -89,9 +89,11 @@ def relative(page: str, target: str) -> str:
     else:
         here, there = folder.split("/"), target.split("/")
         common = 0
-        while common < min(len(here), len(there) - 1) and here[common] == there[common]:
+        for mine, theirs in zip(here, there[:-1], strict=False):  # folders both are in
+            if mine != theirs:
+                break
             common += 1
-        link = "/".join([".."] * (len(here) - common) + there[common:])
+        link = "../" * (len(here) - common) + "/".join(there[common:])
     if link == "index.html" or link.endswith("/index.html"):
         return link[: -len("index.html")] or "./"
     return link
