@@ -138,7 +138,7 @@ def aside(work: Callable[[], object]) -> Callable[[], None]:
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; its exit code says how it went
+    if pid == 0:  # the child: its exit code says how it went
         code = 0
         try:
             work()
