@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import urllib.error
@@ -44,10 +45,17 @@ def wait_for_rebuild(preview: Preview, seen: int) -> None:
 
 
 def edit(project: Path, relative: str, old: str, new: str) -> None:
+    """Save a change as most editors do, all at once (a rename): written in place, the
+    file is empty for a moment, and a poll that lands then rebuilds from the empty file
+    and moves the version before the change is in, which a test would take for the
+    change. The new text is written beside the project, outside what the preview
+    watches."""
     path = project / relative
     text = path.read_text(encoding="utf-8")
     assert old in text
-    path.write_text(text.replace(old, new), encoding="utf-8")
+    saved = project.parent / f".{path.name}.saving"
+    saved.write_text(text.replace(old, new), encoding="utf-8")
+    os.replace(saved, path)
 
 
 @pytest.fixture
