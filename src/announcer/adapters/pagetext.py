@@ -151,7 +151,7 @@ def _main(
 ) -> str:
     """The ``main`` block of ``site/event.html``."""
     colon = words.colon
-    states = (" is-cancelled" if event.cancelled else "") + (" is-past" if card.past else "")
+    states = _states(event, card.past)
     parts = [
         f'<article class="event-page{states}" data-ends="{_escape(card.ends)}">\n'
         f'<p class="notice notice-past" data-past-notice{"" if card.past else " hidden"}>'
@@ -229,6 +229,11 @@ def _escape(text: str) -> str:
         .replace("'", "&#39;")
         .replace('"', "&#34;")
     )
+
+
+def _states(event: Event, past: bool) -> str:
+    """The classes a page's article and a listing item add for a cancelled or past event."""
+    return (" is-cancelled" if event.cancelled else "") + (" is-past" if past else "")
 
 
 @lru_cache(maxsize=16)
@@ -321,7 +326,7 @@ def _footer(site: Site, link: _Link, words: SimpleNamespace) -> str:
 def event_item(card: Shown, show_series: bool, dates_only: bool, language: str, link: _Link) -> str:
     """The ``event_item`` macro, on a page in ``language``, links made by ``link``."""
     event, words = card.event, _labels(card.lang)
-    states = (" is-cancelled" if event.cancelled else "") + (" is-past" if card.past else "")
+    states = _states(event, card.past)
     own = f' lang="{_escape(card.lang)}"' if card.lang != language else ""
     starts, when = _escape(card.starts), _escape(card.when)
     shown = f'<time datetime="{starts}">{when}</time>' if dates_only else _escape(event.title)
